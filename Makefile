@@ -1,0 +1,77 @@
+# gputrain — the commands a developer and CI run. `make run` trains on the
+# embedded MNIST on the CPU; `make test` runs every test (no GPU needed).
+GO      ?= go
+BIN     ?= bin
+GOFILES := $(shell find . -name '*.go' -not -path './.git/*' -not -path './gpucheck/*')
+
+.PHONY: all run build build-cuda test test-short lint fmt bench bench-cpu kernels check-kernels \
+        check-cuda check-cuda-link gpu-check-build gpu-check losses generate ci
+
+all: build
+
+## run: train a linear energy model with NLL on the embedded MNIST (CPU)
+run:
+	$(GO) run ./cmd/gputrain train
+
+## build: the gputrain binary (pure Go, CPU backend)
+build:
+	$(GO) build -o $(BIN)/gputrain ./cmd/gputrain
+
+## build-cuda: the gputrain binary with the CUDA backend (needs CUDA headers: scripts/install-cuda.sh)
+build-cuda:
+	$(GO) build -tags cuda -o $(BIN)/gputrain-cuda ./cmd/gputrain
+
+## test: vet, gofmt and every test (the emulator runs the CUDA kernels on the CPU)
+test: lint
+	$(GO) test -count=1 ./...
+
+## test-short: the quick subset (skips the full MNIST accuracy targets)
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## lint: go vet (default and cuda builds) and a gofmt check
+lint:
+	$(GO) vet ./...
+	@out="$$(gofmt -l $(GOFILES))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt:
+	gofmt -w $(GOFILES)
+
+## bench: CPU backend and training benchmarks (medians: see docs/PERFORMANCE.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./cpu ./model
+
+## kernels: compile kernels/*.cu into kernels/gputrain.fatbin with nvcc
+kernels:
+	bash scripts/build-kernels.sh
+
+## check-kernels: rebuild the fatbin and fail if the committed one differs
+check-kernels:
+	bash scripts/build-kernels.sh --check
+
+## check-cuda: every -tags cuda package and test binary builds; the binary links only libcuda.so.1
+check-cuda:
+	$(GO) vet -tags cuda ./...
+	$(GO) test -tags cuda -count=1 ./device/cuda ./cmd/gputrain
+	bash scripts/check-cuda-link.sh
+
+check-cuda-link:
+	bash scripts/check-cuda-link.sh
+
+## generate: regenerate the emulator's kernel registry
+generate:
+	$(GO) generate ./...
+
+## gpu-check-build / gpu-check: build the GPU check here, run it on a GPU machine
+gpu-check-build:
+	bash scripts/gpu-check.sh build
+
+gpu-check:
+	bash scripts/gpu-check.sh run
+
+## losses: retrain the ten losses and print the table of docs/LOSSES.md
+losses:
+	$(GO) run ./cmd/gputrain losses
+
+## ci: what .ci/run runs after installing the toolchain
+ci: test check-kernels check-cuda

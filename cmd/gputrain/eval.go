@@ -1,0 +1,311 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gputrain/gputrain/dataset"
+	"github.com/gputrain/gputrain/model"
+)
+
+// inferenceFlags are the flags eval and predict share.
+func inferenceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "model", Value: defaultCheckpoint, Usage: "checkpoint written by gputrain train"},
+		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
+		&cli.IntFlag{Name: "batch", Value: 1000, Usage: "rows per forward pass, >= 1"},
+		&cli.BoolFlag{Name: "json", Usage: "print one JSON document instead of text"},
+	}
+}
+
+func evalCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "eval",
+		Usage: "measure a saved model: accuracy, mean NLL at its beta, per-class accuracy, confusion matrix",
+		Flags: append(inferenceFlags(),
+			&cli.StringFlag{Name: "data", Usage: "an MNIST-style IDX directory (its test split) or a CSV file (every row); default: the test split of the data the model was trained on"},
+		),
+		OnUsageError: usageError,
+		Action:       evalAction,
+	}
+}
+
+// loadedModel is a checkpoint's model on an open backend.
+type loadedModel struct {
+	ck    *model.Checkpoint
+	b     model.Backend
+	m     model.EnergyModel
+	batch int
+	name  string // the backend's name
+}
+
+func (l *loadedModel) close() {
+	if l.m != nil {
+		_ = l.m.Free()
+	}
+	if l.b != nil {
+		_ = l.b.Close()
+	}
+}
+
+// inferenceOptions checks the shared flags and reads the checkpoint; the
+// backend is not opened yet (openModel), so that data errors come first.
+func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
+	if c.Args().Len() > 0 {
+		return nil, "", 0, fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	}
+	batch := c.Int("batch")
+	if batch < 1 {
+		return nil, "", 0, fmt.Errorf("batch must be >= 1, got %d", batch)
+	}
+	backend := c.String("backend")
+	if backend == autoBackend {
+		backend, _ = resolveAuto()
+	}
+	if err := checkBackend(backend); err != nil {
+		return nil, "", 0, err
+	}
+	path := c.String("model")
+	if path == "" {
+		return nil, "", 0, fmt.Errorf("--model is empty: name a checkpoint written by gputrain train")
+	}
+	ck, err := model.ReadCheckpoint(path)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return ck, backend, batch, nil
+}
+
+func openModel(ck *model.Checkpoint, backend string, batch int) (*loadedModel, error) {
+	b, err := openBackend(backend)
+	if err != nil {
+		return nil, err
+	}
+	l := &loadedModel{ck: ck, b: b, batch: batch, name: backend}
+	if l.m, err = ck.NewModel(b); err != nil {
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// evalSet returns the labelled rows eval measures, aligned to the model.
+func evalSet(ck *model.Checkpoint, data string) (*dataset.Set, error) {
+	var s *dataset.Set
+	var err error
+	switch {
+	case data != "" && isCSVPath(data):
+		s, err = loadCSVSet(data, checkpointLabels(ck))
+	case data != "":
+		if err = checkDataPath(data); err != nil {
+			return nil, err
+		}
+		_, s, err = dataset.LoadIDXDir(data)
+	default:
+		if ck.Data.Source == "" && ck.Data.Dataset != "mnist" {
+			return nil, fmt.Errorf("the checkpoint %s does not say where its data set %q is; pass --data", ck.Path, ck.Data.Dataset)
+		}
+		if err := checkDataPath(ck.Data.Source); err != nil {
+			return nil, fmt.Errorf("the data the checkpoint %s was trained on: %w (pass --data)", ck.Path, err)
+		}
+		_, s, err = loadSplitsWith(ck.Data.Source, checkpointLabels(ck))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.Y == nil {
+		return nil, fmt.Errorf("%s has no single label per row", s.Name)
+	}
+	if err := alignToCheckpoint(s, ck, s.Name); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// jsonFloat writes non-finite values (a diverged model, a class without
+// rows) as null, which JSON can hold and NaN it cannot.
+type jsonFloat float64
+
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	// Values that came from float32 (energies) print in their shortest
+	// float32 form, not as 17 digits of their float64 widening.
+	if x := float64(f); float64(float32(x)) == x {
+		return strconv.AppendFloat(nil, x, 'g', -1, 32), nil
+	}
+	return strconv.AppendFloat(nil, float64(f), 'g', -1, 64), nil
+}
+
+type classResult struct {
+	Class    int       `json:"class"`
+	Name     string    `json:"name,omitempty"`
+	Rows     int       `json:"rows"`
+	Accuracy jsonFloat `json:"accuracy"` // null when the class has no rows
+}
+
+// evalReport is eval's result; --json prints it as is.
+type evalReport struct {
+	Checkpoint       string        `json:"checkpoint"`
+	Model            string        `json:"model"`
+	Epoch            int           `json:"epoch"`
+	Data             string        `json:"data"`
+	Backend          string        `json:"backend"`
+	Rows             int           `json:"rows"`
+	Classes          int           `json:"classes"`
+	Accuracy         jsonFloat     `json:"accuracy"`
+	NLL              jsonFloat     `json:"nll"`
+	Beta             float64       `json:"beta"`
+	Loss             string        `json:"loss"`
+	LossValue        jsonFloat     `json:"loss_value"`
+	MeanMargin       jsonFloat     `json:"mean_margin"`
+	MarginViolations jsonFloat     `json:"margin_violations"`
+	PerClass         []classResult `json:"per_class"`
+	// Confusion[i][j] counts rows of true class i answered j.
+	Confusion [][]int `json:"confusion"`
+}
+
+func evalAction(c *cli.Context) error {
+	ck, backend, batch, err := inferenceOptions(c)
+	if err != nil {
+		return err
+	}
+	s, err := evalSet(ck, c.String("data"))
+	if err != nil {
+		return err
+	}
+	lm, err := openModel(ck, backend, batch)
+	if err != nil {
+		return err
+	}
+	defer lm.close()
+	rep, err := evaluateSet(lm, s)
+	if err != nil {
+		return err
+	}
+	w := c.App.Writer
+	if c.Bool("json") {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printEval(w, rep)
+	return nil
+}
+
+// evaluateSet measures lm on s: the summary through model.Evaluate (the
+// numbers training reports, from the backend's energy-loss pass) and the
+// per-class accuracy and confusion matrix from the energies.
+func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
+	ck := lm.ck
+	data := &model.Data{X: s.X, Y: s.Y, N: s.N, D: s.D, Classes: ck.Classes}
+	dd, err := model.Upload(lm.b, data)
+	if err != nil {
+		return nil, err
+	}
+	defer dd.Free()
+	ev, err := model.Evaluate(lm.b, lm.m, dd, ck.Config.Loss, lm.batch)
+	if err != nil {
+		return nil, err
+	}
+	k := ck.Classes
+	conf := make([][]int, k)
+	for i := range conf {
+		conf[i] = make([]int, k)
+	}
+	err = model.Energies(lm.b, lm.m, s.X, s.N, lm.batch, func(start int, e []float32) error {
+		for r := 0; r*k < len(e); r++ {
+			best := 0
+			row := e[r*k : (r+1)*k]
+			for y, v := range row {
+				if v < row[best] {
+					best = y
+				}
+			}
+			conf[s.Y[start+r]][best]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep := &evalReport{
+		Checkpoint: ck.Path, Model: ck.Spec().String(), Epoch: ck.Epoch, Data: s.Name, Backend: lm.name,
+		Rows: s.N, Classes: k, Accuracy: jsonFloat(ev.Accuracy), NLL: jsonFloat(ev.NLL), Beta: ck.Config.Loss.Beta,
+		Loss: ck.Config.Loss.String(), LossValue: jsonFloat(ev.Loss), MeanMargin: jsonFloat(ev.Margin),
+		MarginViolations: jsonFloat(ev.Violations), Confusion: conf,
+	}
+	if len(ck.Config.Vars) > 0 {
+		rep.Model = fmt.Sprintf("joint%v trunk %s", ck.Config.Vars, rep.Model)
+	}
+	for y := range k {
+		n := 0
+		for _, c := range conf[y] {
+			n += c
+		}
+		cr := classResult{Class: y, Rows: n, Accuracy: jsonFloat(math.NaN())}
+		if n > 0 {
+			cr.Accuracy = jsonFloat(float64(conf[y][y]) / float64(n))
+		}
+		if y < len(ck.Data.ClassNames) {
+			cr.Name = ck.Data.ClassNames[y]
+		}
+		rep.PerClass = append(rep.PerClass, cr)
+	}
+	return rep, nil
+}
+
+func fmtJF(f jsonFloat, format string) string {
+	if math.IsNaN(float64(f)) {
+		return "-"
+	}
+	return fmt.Sprintf(format, float64(f))
+}
+
+// maxTextConfusion is the most classes whose confusion matrix the text
+// output prints; a wider one would not fit a terminal.
+const maxTextConfusion = 30
+
+func printEval(w io.Writer, r *evalReport) {
+	fmt.Fprintf(w, "# %s (%s, %d epochs) on %s: %d rows, %d classes, backend %s\n", r.Model, r.Checkpoint, r.Epoch, r.Data, r.Rows, r.Classes, r.Backend)
+	fmt.Fprintf(w, "accuracy %s  NLL %s (beta %g)  loss %s %s  mean margin %s  margin violations %s\n",
+		fmtJF(r.Accuracy, "%.4f"), fmtJF(r.NLL, "%.4f"), r.Beta, r.Loss, fmtJF(r.LossValue, "%.4f"), fmtJF(r.MeanMargin, "%.3f"), fmtJF(r.MarginViolations, "%.4f"))
+	fmt.Fprintln(w, "\nper-class accuracy:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "class\tname\trows\taccuracy\t")
+	for _, c := range r.PerClass {
+		name := c.Name
+		if name == "" {
+			name = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t\n", c.Class, name, c.Rows, fmtJF(c.Accuracy, "%.4f"))
+	}
+	tw.Flush()
+	if r.Classes > maxTextConfusion {
+		fmt.Fprintf(w, "\n(%d classes: the confusion matrix is in --json only)\n", r.Classes)
+		return
+	}
+	fmt.Fprintln(w, "\nconfusion matrix (rows: true class, columns: answer):")
+	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+	head := []string{""}
+	for j := range r.Classes {
+		head = append(head, strconv.Itoa(j))
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for i, row := range r.Confusion {
+		cells := []string{strconv.Itoa(i)}
+		for _, n := range row {
+			cells = append(cells, strconv.Itoa(n))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	tw.Flush()
+}

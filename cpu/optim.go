@@ -1,0 +1,116 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gputrain/gputrain/model"
+)
+
+// The optimizer steps are elementwise in float32. Weight decay is decoupled
+// and uses the w the gradient was taken at: w_new = w - lr*wd*w - lr*step,
+// with both terms computed from the old w before either is applied.
+
+// SGDStep sets w -= lr*weightDecay*w + lr*g.
+func (b *Backend) SGDStep(wm, gm model.Mat, lr, weightDecay float32) error {
+	ms, err := b.optArgs("SGDStep", []model.Mat{wm, gm}, []string{"w", "g"})
+	if err != nil {
+		return err
+	}
+	w, g := ms[0].data, ms[1].data
+	decay := lr * weightDecay
+	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
+		w, g := w[lo:hi], g[lo:hi]
+		for i, x := range w {
+			w[i] = x - decay*x - lr*g[i]
+		}
+	})
+	return nil
+}
+
+// MomentumStep sets v = mu*v + g, then w -= lr*weightDecay*w + lr*v.
+func (b *Backend) MomentumStep(wm, gm, vm model.Mat, lr, mu, weightDecay float32) error {
+	ms, err := b.optArgs("MomentumStep", []model.Mat{wm, gm, vm}, []string{"w", "g", "v"})
+	if err != nil {
+		return err
+	}
+	w, g, v := ms[0].data, ms[1].data, ms[2].data
+	decay := lr * weightDecay
+	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
+		w, g, v := w[lo:hi], g[lo:hi], v[lo:hi]
+		for i, x := range w {
+			vi := mu*v[i] + g[i]
+			v[i] = vi
+			w[i] = x - decay*x - lr*vi
+		}
+	})
+	return nil
+}
+
+// AdamStep sets m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g^2, then
+// w -= lr*weightDecay*w + lr*(m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
+// The bias corrections are computed once per call in float64.
+func (b *Backend) AdamStep(wm, gm, mm, vm model.Mat, lr, beta1, beta2, eps, weightDecay float32, t int) error {
+	ms, err := b.optArgs("AdamStep", []model.Mat{wm, gm, mm, vm}, []string{"w", "g", "m", "v"})
+	if err != nil {
+		return err
+	}
+	if err := model.CheckAdamParams(beta1, beta2, eps, t); err != nil {
+		return fmt.Errorf("cpu: AdamStep: %w", err)
+	}
+	bc1 := 1 - math.Pow(float64(beta1), float64(t))
+	bc2 := 1 - math.Pow(float64(beta2), float64(t))
+	// One division and one square root per element: the bias corrections
+	// are folded into lr/bc1 and 1/bc2.
+	c := [8]float32{beta1, 1 - beta1, beta2, 1 - beta2, float32(1 / bc2), eps, lr * weightDecay, float32(float64(lr) / bc1)}
+	w, g, m, v := ms[0].data, ms[1].data, ms[2].data, ms[3].data
+	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
+		if haveKernel {
+			// The assembly does the same operations 8 lanes at a time.
+			n8 := (hi - lo) &^ 7
+			if n8 > 0 {
+				adamAVX2(&w[lo], &g[lo], &m[lo], &v[lo], n8, &c)
+			}
+			lo += n8
+		}
+		adam(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], &c)
+	})
+	return nil
+}
+
+// adam is the Adam update on whole slices, c as for adamAVX2.
+func adam(w, g, m, v []float32, c *[8]float32) {
+	beta1, omb1, beta2, omb2, invBc2, eps, decay, lrBc1 := c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+	for i, x := range w {
+		gi := g[i]
+		mi := beta1*m[i] + omb1*gi
+		vi := beta2*v[i] + omb2*gi*gi
+		m[i], v[i] = mi, vi
+		den := float32(math.Sqrt(float64(vi*invBc2))) + eps
+		w[i] = x - decay*x - lrBc1*mi/den
+	}
+}
+
+// optArgs resolves the operands of an optimizer step: all the same shape and
+// all different matrices.
+func (b *Backend) optArgs(op string, hs []model.Mat, names []string) ([]*Matrix, error) {
+	if err := b.open(); err != nil {
+		return nil, err
+	}
+	ms := make([]*Matrix, len(hs))
+	for i, h := range hs {
+		m, err := b.mat(h, op+" "+names[i])
+		if err != nil {
+			return nil, err
+		}
+		ms[i] = m
+	}
+	if err := model.CheckSameShape(names, hs...); err != nil {
+		return nil, fmt.Errorf("cpu: %s: %w", op, err)
+	}
+	if err := model.CheckDistinct(hs...); err != nil {
+		return nil, fmt.Errorf("cpu: %s: %w", op, err)
+	}
+	return ms, nil
+}

@@ -1,0 +1,130 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/gputrain/gputrain/device"
+	"github.com/gputrain/gputrain/model"
+)
+
+// BenchmarkGPU holds the workloads scripts/gpu-check.sh compares with
+// PyTorch (scripts/gpu_bench_torch.py runs the same ones). Each reports its
+// rate (GB/s of compulsory traffic, or TFLOP/s) besides ns/op; the time is
+// wall clock over b.N back-to-back iterations ending in a synchronize, so
+// launch overhead counts, as it does for PyTorch. The sub-benchmark names
+// are the workload keys the report matches on.
+func BenchmarkGPU(b *testing.B) {
+	requireGPU(b)
+	g := newBackend(b, device.Options{})
+	drv := g.Driver()
+	rng := rand.New(rand.NewPCG(3, 5))
+
+	// The copy ceiling: a device-to-device copy reads and writes every byte.
+	b.Run("copy_1GiB", func(b *testing.B) {
+		const n = 1 << 30
+		src, err := drv.Alloc(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer drv.Free(src)
+		dst, err := drv.Alloc(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer drv.Free(dst)
+		run(b, drv, 2*n, 0, func() error { return drv.CopyDevice(dst, src, n) })
+	})
+
+	for _, K := range []int{32768, 131072} {
+		const B = 8192
+		b.Run("energyloss_B8192_K"+strconv.Itoa(K), func(b *testing.B) {
+			e := mustMat(b, g, B, K, tiled(rng, B*K, -4, 4))
+			labels := make([]int32, B)
+			for i := range labels {
+				labels[i] = int32(rng.IntN(K))
+			}
+			l := mustInts(b, g, labels)
+			st := mustMat(b, g, B, model.NumStats, nil)
+			am := mustInts(b, g, make([]int32, B))
+			loss := model.DefaultLoss(model.NLL)
+			// E is overwritten with the gradient, whose entries are in
+			// [-1, 1]: later iterations run on those, at the same cost.
+			// Compulsory traffic: read E, write dL/dE.
+			run(b, drv, 2*4*int64(B)*int64(K), 0, func() error { return g.EnergyLoss(e, l, loss, 1.0/B, st, am) })
+		})
+	}
+
+	for _, tr := range []struct {
+		name   string
+		ta, tb bool
+	}{{"gemm_nn_4096", false, false}, {"gemm_nt_4096", false, true}} {
+		b.Run(tr.name, func(b *testing.B) {
+			const n = 4096
+			a := mustMat(b, g, n, n, uniform(rng, n*n, -1, 1))
+			bb := mustMat(b, g, n, n, uniform(rng, n*n, -1, 1))
+			c := mustMat(b, g, n, n, nil)
+			run(b, drv, 0, 2*n*n*n, func() error { return g.Gemm(tr.ta, tr.tb, 1, a, bb, 0, c) })
+		})
+	}
+
+	// A whole training step of a linear energy model, as Trainer runs it:
+	// gather the batch, E = -(X W^T + b), the fused NLL, the loss sum
+	// downloaded (a synchronization, as in training), dW = dE^T X, db, Adam.
+	// FLOPs counted: the two GEMMs, 4*B*D*K.
+	b.Run("linear_step_B4096_D1024_K32768", func(b *testing.B) {
+		const B, D, K = 4096, 1024, 32768
+		tr, err := model.NewTrainer(g, linearStepConfig(), randomData(B, D, K, 31), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tr.Close()
+		run(b, drv, 0, 4*B*D*K, func() error {
+			_, err := tr.TrainEpoch(context.Background())
+			return err
+		})
+	})
+}
+
+// run times fn b.N times after one warm-up call and reports GB/s for
+// bytes per call and TFLOP/s for flops per call (when nonzero).
+func run(b *testing.B, drv device.Driver, bytes, flops int64, fn func() error) {
+	if err := fn(); err != nil {
+		b.Fatal(err)
+	}
+	if err := drv.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := drv.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	if bytes > 0 {
+		b.ReportMetric(float64(bytes)/sec/1e9, "GB/s")
+	}
+	if flops > 0 {
+		b.ReportMetric(float64(flops)/sec/1e12, "TFLOP/s")
+	}
+}
+
+// tiled is n values that repeat a block of 1<<22 uniform ones: random
+// enough for timing, and quick to make for the 4 GiB energy matrix.
+func tiled(rng *rand.Rand, n int, lo, hi float32) []float32 {
+	block := uniform(rng, min(n, 1<<22), lo, hi)
+	x := make([]float32, n)
+	for i := 0; i < n; i += len(block) {
+		copy(x[i:], block)
+	}
+	return x
+}

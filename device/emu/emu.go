@@ -1,0 +1,346 @@
+//go:build cgo
+
+package emu
+
+/*
+#cgo CXXFLAGS: -O2 -std=c++17
+#include <stdlib.h>
+#include <string.h>
+#include "bridge.h"
+
+#include <unistd.h>
+
+// The Go side passes its own buffers as pointers (never as integers, which
+// would not keep them in place) and device memory as addresses.
+static void gt_emu_copy(uintptr_t dst, uintptr_t src, size_t n) { memmove((void*)dst, (const void*)src, n); }
+static void gt_emu_copy_in(uintptr_t dst, const void* src, size_t n) { memcpy((void*)dst, src, n); }
+static void gt_emu_copy_out(void* dst, uintptr_t src, size_t n) { memcpy(dst, (const void*)src, n); }
+static long long gt_emu_phys(void) { return (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE); }
+static uintptr_t gt_emu_alloc(size_t n) {
+	void* p = NULL;
+	if (posix_memalign(&p, 256, n) != 0) return 0;
+	memset(p, 0xff, n);
+	return (uintptr_t)p;
+}
+static void gt_emu_free(uintptr_t p) { free((void*)p); }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/gputrain/gputrain/device"
+)
+
+// Limits of a CUDA launch (compute capability 7.0 and later).
+const (
+	maxThreadsPerBlock = 1024
+	maxGridX           = 1<<31 - 1
+	maxGridYZ          = 65535
+)
+
+// launchMu serializes launches of every Driver of the process: the static
+// stand-ins for __shared__ variables and the fiber pool are process-wide.
+var launchMu sync.Mutex
+
+type kernelInfo struct {
+	index        int
+	nparams      int
+	staticShared int64 // -1: unknown
+}
+
+var kernels = sync.OnceValue(func() map[string]kernelInfo {
+	n := int(C.gt_emu_kernel_count())
+	m := make(map[string]kernelInfo, n)
+	for i := 0; i < n; i++ {
+		m[C.GoString(C.gt_emu_kernel_name(C.int(i)))] = kernelInfo{
+			index:        i,
+			nparams:      int(C.gt_emu_kernel_nparams(C.int(i))),
+			staticShared: int64(C.gt_emu_kernel_static_shared(C.int(i))),
+		}
+	}
+	return m
+})
+
+// Kernels returns the names of the kernels compiled into the emulator,
+// sorted: those of kernels/*.cu and the emulator's own test kernels.
+func Kernels() []string {
+	var names []string
+	for name := range kernels() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Driver is the emulated device. Its methods are safe for concurrent use.
+type Driver struct {
+	opts Options
+
+	mu     sync.Mutex
+	closed bool
+	rng    uint64
+	allocs map[device.Ptr]int64 // start -> size
+	starts []device.Ptr         // sorted keys of allocs
+	used   int64
+}
+
+var _ device.Driver = (*Driver)(nil)
+
+// New returns an emulated device.
+func New(opts Options) (*Driver, error) {
+	if opts.Mode != Deterministic && opts.Mode != Permuted {
+		return nil, fmt.Errorf("emu: unknown mode %d", int(opts.Mode))
+	}
+	if opts.SharedLimit < 0 || opts.MemoryLimit < 0 {
+		return nil, fmt.Errorf("emu: negative limit (SharedLimit %d, MemoryLimit %d)", opts.SharedLimit, opts.MemoryLimit)
+	}
+	if opts.SharedLimit == 0 {
+		opts.SharedLimit = DefaultSharedLimit
+	}
+	return &Driver{opts: opts, rng: opts.Seed, allocs: map[device.Ptr]int64{}}, nil
+}
+
+var _ device.SharedMemoryLimiter = (*Driver)(nil)
+
+// MaxDynamicSharedBytes returns Options.SharedLimit: the static plus dynamic
+// shared memory a block may use, which Launch enforces. device.Backend sizes
+// its shared-memory plans by it, as it does by an opted-in GPU's limit.
+func (d *Driver) MaxDynamicSharedBytes() int { return d.opts.SharedLimit }
+
+var errClosed = errors.New("emu: driver is closed")
+
+// Name returns "emu".
+func (d *Driver) Name() string { return "emu" }
+
+// Alloc returns host memory aligned to 256 bytes, as cuMemAlloc does, filled
+// with 0xff bytes (NaN as float32, -1 as int32) so that reads of memory
+// never written show.
+func (d *Driver) Alloc(bytes int64) (device.Ptr, error) {
+	if bytes <= 0 {
+		return 0, fmt.Errorf("emu: Alloc of %d bytes: the size must be positive", bytes)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, errClosed
+	}
+	if total := d.total(); bytes > total-d.used {
+		return 0, fmt.Errorf("emu: Alloc of %d bytes: out of device memory (%d of %d bytes in use)", bytes, d.used, total)
+	}
+	p := device.Ptr(C.gt_emu_alloc(C.size_t(bytes)))
+	if p == 0 {
+		return 0, fmt.Errorf("emu: Alloc of %d bytes: host allocation failed", bytes)
+	}
+	d.allocs[p] = bytes
+	i := sort.Search(len(d.starts), func(i int) bool { return d.starts[i] > p })
+	d.starts = append(d.starts, 0)
+	copy(d.starts[i+1:], d.starts[i:])
+	d.starts[i] = p
+	d.used += bytes
+	return p, nil
+}
+
+func (d *Driver) total() int64 {
+	if d.opts.MemoryLimit > 0 {
+		return d.opts.MemoryLimit
+	}
+	return physicalMemory()
+}
+
+// Free releases an allocation; p must be a pointer Alloc returned.
+func (d *Driver) Free(p device.Ptr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	size, ok := d.allocs[p]
+	if !ok {
+		return fmt.Errorf("emu: Free of %#x: not an allocation of this device (freed twice, or an interior pointer?)", uint64(p))
+	}
+	delete(d.allocs, p)
+	i := sort.Search(len(d.starts), func(i int) bool { return d.starts[i] >= p })
+	d.starts = append(d.starts[:i], d.starts[i+1:]...)
+	d.used -= size
+	C.gt_emu_free(C.uintptr_t(p))
+	return nil
+}
+
+// check returns an error unless [p, p+n) lies inside one allocation.
+// The caller holds d.mu.
+func (d *Driver) check(op string, p device.Ptr, n int64) error {
+	if d.closed {
+		return errClosed
+	}
+	if n < 0 {
+		return fmt.Errorf("emu: %s of %d bytes: negative size", op, n)
+	}
+	i := sort.Search(len(d.starts), func(i int) bool { return d.starts[i] > p }) - 1
+	if i < 0 || uint64(p) >= uint64(d.starts[i])+uint64(d.allocs[d.starts[i]]) {
+		return fmt.Errorf("emu: %s of %d bytes at %#x: not inside any allocation", op, n, uint64(p))
+	}
+	start, size := d.starts[i], d.allocs[d.starts[i]]
+	if off := int64(p - start); n > size-off {
+		return fmt.Errorf("emu: %s of %d bytes at offset %d of a %d-byte allocation: out of bounds", op, n, off, size)
+	}
+	return nil
+}
+
+// CopyIn copies src to device memory at dst.
+func (d *Driver) CopyIn(dst device.Ptr, src []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check("CopyIn", dst, int64(len(src))); err != nil {
+		return err
+	}
+	if len(src) > 0 {
+		C.gt_emu_copy_in(C.uintptr_t(dst), unsafe.Pointer(&src[0]), C.size_t(len(src)))
+	}
+	return nil
+}
+
+// CopyOut copies device memory at src to dst.
+func (d *Driver) CopyOut(dst []byte, src device.Ptr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check("CopyOut", src, int64(len(dst))); err != nil {
+		return err
+	}
+	if len(dst) > 0 {
+		C.gt_emu_copy_out(unsafe.Pointer(&dst[0]), C.uintptr_t(src), C.size_t(len(dst)))
+	}
+	return nil
+}
+
+// CopyDevice copies bytes from src to dst; the ranges may overlap.
+func (d *Driver) CopyDevice(dst, src device.Ptr, bytes int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check("CopyDevice source", src, bytes); err != nil {
+		return err
+	}
+	if err := d.check("CopyDevice destination", dst, bytes); err != nil {
+		return err
+	}
+	C.gt_emu_copy(C.uintptr_t(dst), C.uintptr_t(src), C.size_t(bytes))
+	return nil
+}
+
+// Launch runs the kernel synchronously, block after block.
+func (d *Driver) Launch(kernel string, grid, block device.Dim3, sharedBytes int, args ...uint64) error {
+	k, ok := kernels()[kernel]
+	if !ok {
+		return fmt.Errorf("emu: Launch: unknown kernel %q (not an extern \"C\" __global__ function of kernels/*.cu, or the emulator's registry is stale: go generate ./device/emu)", kernel)
+	}
+	if len(args) != k.nparams {
+		return fmt.Errorf("emu: Launch %s: %d arguments for %d parameters", kernel, len(args), k.nparams)
+	}
+	if err := checkShape(kernel, grid, block); err != nil {
+		return err
+	}
+	if sharedBytes < 0 {
+		return fmt.Errorf("emu: Launch %s: negative dynamic shared memory %d", kernel, sharedBytes)
+	}
+	if total := k.staticShared + int64(sharedBytes); total > int64(d.opts.SharedLimit) {
+		return fmt.Errorf("emu: Launch %s: %d bytes of shared memory (%d static + %d dynamic) exceed the limit of %d",
+			kernel, total, k.staticShared, sharedBytes, d.opts.SharedLimit)
+	}
+
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errClosed
+	}
+	rng := d.rng
+	d.mu.Unlock()
+
+	cgrid := [3]C.longlong{C.longlong(grid.X), C.longlong(grid.Y), C.longlong(grid.Z)}
+	cblock := [3]C.longlong{C.longlong(block.X), C.longlong(block.Y), C.longlong(block.Z)}
+	cargs := make([]C.uint64_t, len(args)+1) // +1: never a nil pointer
+	for i, a := range args {
+		cargs[i] = C.uint64_t(a)
+	}
+	var errBuf [1024]C.char
+	permuted := C.int(0)
+	if d.opts.Mode == Permuted {
+		permuted = 1
+	}
+	crng := C.uint64_t(rng)
+
+	launchMu.Lock()
+	rc := C.gt_emu_launch(C.int(k.index), &cgrid[0], &cblock[0], C.longlong(sharedBytes), &cargs[0],
+		permuted, &crng, &errBuf[0], C.int(len(errBuf)))
+	launchMu.Unlock()
+
+	d.mu.Lock()
+	d.rng = uint64(crng)
+	d.mu.Unlock()
+	if rc != 0 {
+		return fmt.Errorf("emu: %s", C.GoString(&errBuf[0]))
+	}
+	return nil
+}
+
+var physicalMemory = sync.OnceValue(func() int64 { return int64(C.gt_emu_phys()) })
+
+func checkShape(kernel string, grid, block device.Dim3) error {
+	if block.X < 1 || block.Y < 1 || block.Z < 1 || block.X > 1024 || block.Y > 1024 || block.Z > 64 {
+		return fmt.Errorf("emu: Launch %s: block %v out of range (each >= 1, x,y <= 1024, z <= 64)", kernel, block)
+	}
+	if n := block.X * block.Y * block.Z; n > maxThreadsPerBlock {
+		return fmt.Errorf("emu: Launch %s: block %v has %d threads, more than %d", kernel, block, n, maxThreadsPerBlock)
+	}
+	if grid.X < 1 || grid.Y < 1 || grid.Z < 1 || grid.X > maxGridX || grid.Y > maxGridYZ || grid.Z > maxGridYZ {
+		return fmt.Errorf("emu: Launch %s: grid %v out of range (each >= 1, x <= %d, y,z <= %d)", kernel, grid, maxGridX, maxGridYZ)
+	}
+	return nil
+}
+
+// Synchronize returns nil: launches and copies are synchronous.
+func (d *Driver) Synchronize() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	return nil
+}
+
+// Time returns the wall time fn took.
+func (d *Driver) Time(fn func() error) (time.Duration, error) {
+	start := time.Now()
+	err := fn()
+	return time.Since(start), err
+}
+
+// MemInfo reports the memory left and the total: Options.MemoryLimit or
+// the host's physical memory, minus what this driver has allocated.
+func (d *Driver) MemInfo() (free, total int64, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, 0, errClosed
+	}
+	total = d.total()
+	return max(total-d.used, 0), total, nil
+}
+
+// Close frees every allocation; later calls fail.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	for p := range d.allocs {
+		C.gt_emu_free(C.uintptr_t(p))
+	}
+	d.allocs, d.starts, d.used, d.closed = nil, nil, 0, true
+	return nil
+}

@@ -1,0 +1,302 @@
+// emu.h: the CUDA emulation header of device/emu. The generated files
+// gen_*.cpp include it, then one kernels/*.cu (or testdata/*.cu) file, so
+// that g++ compiles the unmodified kernel sources for the CPU.
+//
+// CONTRACT WITH THE KERNEL WRITER (also in doc.go)
+//
+// Entry points: `extern "C" __global__ void name(...)`, every parameter a
+// pointer (float*, const float*, int*, long long*, ...), a `long long` or a
+// `double`: 8-byte values, built on the Go side with device.PtrArg, IntArg
+// and FloatArg. Any other parameter type is a compile error here
+// (static_assert in gt_emu::arg), as it would be a silent bug with cu.
+//
+// Supported:
+//   threadIdx, blockIdx, blockDim, gridDim (.x/.y/.z), warpSize (32), dim3;
+//   __syncthreads(); __syncwarp() (full mask);
+//   static __shared__ variables, in a kernel or in a __device__ function;
+//   dynamic shared memory only through GT_DYNAMIC_SHARED(T, name), which
+//     kernels/gputrain.cuh defines for nvcc (#ifndef GT_DYNAMIC_SHARED) and
+//     this header defines first (a T* named name);
+//   __shfl_sync, __shfl_xor_sync, __shfl_down_sync, __shfl_up_sync with
+//     mask 0xffffffff, any 4- or 8-byte trivially copyable T, width a power
+//     of two <= 32;
+//   __device__, __host__, __forceinline__, __noinline__, __restrict__,
+//     __launch_bounds__(...), __align__(n), #pragma unroll;
+//   math: everything of <math.h> (expf, logf, log1pf, expm1f, sqrtf, fabsf,
+//     fmaxf, fminf, tanhf, powf, ...), __expf, __logf, __powf, __fdividef,
+//     rsqrtf, __saturatef, __int_as_float, __float_as_int, isnan, isinf,
+//     isfinite, INFINITY, NAN, FLT_MAX, min/max for int, long long,
+//     unsigned and float, __ldg;
+//   atomicAdd (int, unsigned, unsigned long long, float, double),
+//     atomicMax/atomicMin (int), atomicExch (int, float);
+//   __threadfence(), __threadfence_block() (no-ops: one OS thread);
+//   printf, assert.
+//
+// Not supported (a compile error unless said otherwise):
+//   __constant__ memory and textures (there is no symbol copy in Driver);
+//   extern __shared__ written out (use GT_DYNAMIC_SHARED);
+//   shuffles or __syncwarp with a partial mask (reported by Launch),
+//     __ballot_sync, __any_sync, __all_sync, __activemask, cooperative
+//     groups, clock(), half/bfloat16 types, CUDA headers (cuda_runtime.h,
+//     cuda_fp16.h are not present in CI);
+//   busy-waiting on memory written by another thread (a thread runs until
+//     its next switch point, so such a spin never ends);
+//   warp-synchronous code that relies on lanes running in lockstep without
+//     __syncwarp or a shuffle (undefined since Volta; here each lane runs
+//     alone until its next switch point, which exposes it);
+//   divergent __syncthreads (threads waiting at different barrier call
+//     sites are released together, as pre-Volta hardware did; not detected);
+//   out-of-bounds memory accesses are not checked (they corrupt memory or
+//     crash the process, as they would corrupt or fault on a GPU).
+//
+// Emulation model: every CUDA thread of a block is a fiber (own 64 KiB
+// stack with a guard page; a stack overflow crashes the process); blocks
+// run one after another on one OS thread, and all launches of all emulated
+// devices are serialized, so a `static` variable is a valid stand-in for a
+// __shared__ one (it keeps its value from block to block, where CUDA's
+// shared memory is merely uninitialized; dynamic shared memory is filled
+// with 0xff bytes, NaN as float, before every block). A thread runs until
+// a switch point: __syncthreads, a shuffle, __syncwarp, or, in permuted
+// mode, possibly an atomic. A barrier releases when every thread of the
+// block that has not exited waits at it (threads that returned early count
+// as arrived, as on hardware). A shuffle releases when all 32 lanes of the
+// warp have arrived; a lane that exited while its warp shuffles, a shuffle
+// that reads a lane that does not exist, and a deadlock (threads waiting at
+// a shuffle while their warp-mates wait at __syncthreads) are errors that
+// Launch returns instead of hanging.
+#pragma once
+
+#define GT_EMU 1
+
+#include <assert.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <type_traits>
+#include <utility>
+
+// ---- types and built-in variables ----------------------------------------
+
+struct uint3 {
+    unsigned int x, y, z;
+};
+
+struct dim3 {
+    unsigned int x, y, z;
+    dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+    dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+};
+
+namespace gt_emu {
+
+// FiberHead starts every fiber record: what kernel code reads of its thread.
+struct FiberHead {
+    uint3 tid;
+};
+
+// The state of the running launch and block. Plain globals: launches are
+// serialized by the Go side, and every kernel runs on the one OS thread of
+// that launch. g_cur is reloaded after every switch point because those are
+// calls into runtime.cpp, which the compiler cannot see through.
+extern FiberHead* g_cur;
+extern uint3 g_block_idx;
+extern dim3 g_block_dim;
+extern dim3 g_grid_dim;
+extern unsigned char* g_dynamic_shared;
+
+// Switch points, implemented in runtime.cpp.
+void syncthreads();
+void syncwarp(unsigned mask);
+void maybe_preempt();
+
+enum ShuffleKind { SHFL_IDX = 0, SHFL_UP = 1, SHFL_DOWN = 2, SHFL_XOR = 3 };
+// shuffle posts this lane's 8-byte value, waits for the warp, and returns
+// the bits of the source lane's value (or its own where CUDA says so).
+uint64_t shuffle(int kind, unsigned mask, uint64_t bits, int operand, int width);
+
+template <typename T>
+inline T shfl(int kind, unsigned mask, T var, int operand, int width) {
+    static_assert(std::is_trivially_copyable<T>::value && (sizeof(T) == 4 || sizeof(T) == 8),
+                  "warp shuffles move 4- or 8-byte trivially copyable values");
+    uint64_t bits = 0;
+    memcpy(&bits, &var, sizeof(T));
+    asm volatile("" ::: "memory");
+    bits = shuffle(kind, mask, bits, operand, width);
+    asm volatile("" ::: "memory");
+    T out;
+    memcpy(&out, &bits, sizeof(T));
+    return out;
+}
+
+}  // namespace gt_emu
+
+#define threadIdx (static_cast<const uint3&>(::gt_emu::g_cur->tid))
+#define blockIdx (static_cast<const uint3&>(::gt_emu::g_block_idx))
+#define blockDim (static_cast<const dim3&>(::gt_emu::g_block_dim))
+#define gridDim (static_cast<const dim3&>(::gt_emu::g_grid_dim))
+#define warpSize 32
+
+// ---- qualifiers --------------------------------------------------------------
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __noinline__ __attribute__((noinline))
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// One copy per kernel is enough: blocks and launches run one at a time.
+#define __shared__ static
+// g++ knows __restrict__ already.
+
+// GT_DYNAMIC_SHARED(T, name) gives a T* to this block's dynamic shared
+// memory (the Launch's sharedBytes, 16-byte aligned, refilled with 0xff
+// bytes before every block).
+#define GT_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::gt_emu::g_dynamic_shared)
+
+// ---- synchronization -----------------------------------------------------
+
+// GT_EMU_FENCE tells the compiler that other threads' writes to memory,
+// __shared__ statics included, become visible at a switch point. The calls
+// into runtime.cpp imply it already (the compiler cannot see through them);
+// the fence keeps it true should the runtime ever be inlined (e.g. LTO).
+#define GT_EMU_FENCE() asm volatile("" ::: "memory")
+
+inline void __syncthreads() {
+    GT_EMU_FENCE();
+    ::gt_emu::syncthreads();
+    GT_EMU_FENCE();
+}
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    GT_EMU_FENCE();
+    ::gt_emu::syncwarp(mask);
+    GT_EMU_FENCE();
+}
+inline void __threadfence() {}
+inline void __threadfence_block() {}
+
+template <typename T>
+inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize) {
+    return ::gt_emu::shfl(::gt_emu::SHFL_IDX, mask, var, srcLane, width);
+}
+template <typename T>
+inline T __shfl_up_sync(unsigned mask, T var, unsigned int delta, int width = warpSize) {
+    return ::gt_emu::shfl(::gt_emu::SHFL_UP, mask, var, (int)delta, width);
+}
+template <typename T>
+inline T __shfl_down_sync(unsigned mask, T var, unsigned int delta, int width = warpSize) {
+    return ::gt_emu::shfl(::gt_emu::SHFL_DOWN, mask, var, (int)delta, width);
+}
+template <typename T>
+inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize) {
+    return ::gt_emu::shfl(::gt_emu::SHFL_XOR, mask, var, laneMask, width);
+}
+
+// ---- atomics: one OS thread runs the launch, so a plain read-modify-write
+// is atomic; in permuted mode the thread may be preempted just before it,
+// so that code relying on an order between atomics shows it.
+
+#define GT_EMU_ATOMIC(T, NAME, EXPR)         \
+    inline T NAME(T* address, T val) {       \
+        ::gt_emu::maybe_preempt();           \
+        GT_EMU_FENCE();                      \
+        T old = *address;                    \
+        *address = (EXPR);                   \
+        return old;                          \
+    }
+GT_EMU_ATOMIC(int, atomicAdd, old + val)
+GT_EMU_ATOMIC(unsigned int, atomicAdd, old + val)
+GT_EMU_ATOMIC(unsigned long long, atomicAdd, old + val)
+GT_EMU_ATOMIC(float, atomicAdd, old + val)
+GT_EMU_ATOMIC(double, atomicAdd, old + val)
+GT_EMU_ATOMIC(int, atomicMax, old > val ? old : val)
+GT_EMU_ATOMIC(int, atomicMin, old < val ? old : val)
+GT_EMU_ATOMIC(int, atomicExch, val)
+GT_EMU_ATOMIC(float, atomicExch, val)
+#undef GT_EMU_ATOMIC
+
+// ---- math ----------------------------------------------------------------
+
+// The fast intrinsics are the accurate functions here: close enough for
+// tests with tolerances, and deterministic.
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __powf(float x, float y) { return powf(x, y); }
+inline float __fdividef(float x, float y) { return x / y; }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+inline float __int_as_float(int x) {
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+inline int __float_as_int(float x) {
+    int i;
+    memcpy(&i, &x, 4);
+    return i;
+}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned int min(unsigned int a, unsigned int b) { return a < b ? a : b; }
+inline unsigned int max(unsigned int a, unsigned int b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+template <typename T>
+inline T __ldg(const T* p) { return *p; }
+
+// ---- argument unpacking for the generated trampolines ----------------------
+
+namespace gt_emu {
+
+// arg converts one 8-byte launch argument to the kernel's parameter type.
+template <typename P>
+inline P arg(uint64_t v) {
+    if constexpr (std::is_pointer<P>::value) {
+        return reinterpret_cast<P>(static_cast<uintptr_t>(v));
+    } else if constexpr (std::is_same<typename std::remove_cv<P>::type, double>::value) {
+        double d;
+        memcpy(&d, &v, 8);
+        return d;
+    } else {
+        static_assert(std::is_integral<P>::value && sizeof(P) == 8,
+                      "kernel parameters must be pointers, long long or double (8 bytes each): "
+                      "cu copies exactly 8 bytes per argument");
+        return static_cast<P>(v);
+    }
+}
+
+template <typename... P, size_t... I>
+inline void invoke_impl(void (*k)(P...), const uint64_t* a, std::index_sequence<I...>) {
+    k(arg<P>(a[I])...);
+}
+
+// invoke calls kernel k with the launch arguments a (one per parameter).
+template <typename... P>
+inline void invoke(void (*k)(P...), const uint64_t* a) {
+    invoke_impl(k, a, std::index_sequence_for<P...>{});
+}
+
+template <typename... P>
+constexpr int arity(void (*)(P...)) {
+    return (int)sizeof...(P);
+}
+
+}  // namespace gt_emu
+
+// A table entry of a generated file: name, parameter count, trampoline and
+// the bytes of static shared memory the generator could size (declarations
+// it cannot size at file scope are left out; the generated file says which).
+extern "C" {
+struct gt_emu_kernel {
+    const char* name;
+    int nparams;
+    void (*tramp)(const uint64_t* args);
+    long long static_shared;
+};
+}

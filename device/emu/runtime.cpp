@@ -1,0 +1,555 @@
+// runtime.cpp: fibers and the block scheduler of device/emu (see emu.h for
+// the model and doc.go for the contract). Everything here runs inside one
+// cgo call per launch, on that call's OS thread; the Go side serializes
+// launches with a process-wide mutex, so plain globals are safe.
+
+#include "bridge.h"
+#include "emu.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if !defined(__x86_64__) || defined(GT_EMU_UCONTEXT)
+#define GT_EMU_USE_UCONTEXT 1
+#include <ucontext.h>
+#endif
+
+extern "C" const gt_emu_kernel* const gt_emu_tables[];  // gen_registry.cpp
+
+namespace gt_emu {
+
+FiberHead* g_cur;
+uint3 g_block_idx;
+dim3 g_block_dim;
+dim3 g_grid_dim;
+unsigned char* g_dynamic_shared;
+
+namespace {
+
+// ---- context switch ------------------------------------------------------
+
+#ifndef GT_EMU_USE_UCONTEXT
+// gt_emu_switch saves the callee-saved registers of the System V ABI on the
+// current stack, stores the stack pointer in *save, loads `to` and restores
+// the registers saved there. A fresh fiber's stack is laid out so that the
+// final ret enters fiber_entry. MXCSR and the x87 control word are not
+// saved: nothing here changes them.
+extern "C" void gt_emu_switch(void** save, void* to);
+asm(R"(
+    .text
+    .p2align 4
+    .type gt_emu_switch, @function
+gt_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size gt_emu_switch, .-gt_emu_switch
+)");
+#endif
+
+const size_t kStackBytes = 64 * 1024;
+const size_t kMaxThreads = 1024;
+
+enum State { RUNNABLE, AT_BARRIER, AT_WARP, DONE, FAILED };
+enum { WARP_SYNC = 4 };  // kind of __syncwarp among the shuffle kinds
+
+struct Fiber {
+    FiberHead head;  // first: g_cur points here
+    int linear;      // linear thread index in the block
+    int state;
+    // The warp operation this lane waits at (a ShuffleKind or WARP_SYNC),
+    // its operand and width, and the generation whose buffer holds the
+    // values.
+    int op_kind, op_operand, op_width;
+    unsigned op_gen;
+    unsigned char* stack;  // lowest usable byte (a guard page lies below)
+#ifdef GT_EMU_USE_UCONTEXT
+    ucontext_t ctx;
+#else
+    void* sp;
+#endif
+};
+
+struct Warp {
+    int lanes;    // lanes that exist (the last warp of a block may be partial)
+    int live;     // lanes that have not exited
+    int exited;   // lanes that returned
+    int arrived;  // lanes waiting at the current warp operation
+    unsigned gen; // number of completed warp operations
+    // Double buffer by generation parity: a lane reads generation g's
+    // values after release, and nobody can write g+2's before every lane
+    // has arrived at g+1, that is, after every lane has read g.
+    uint64_t vals[2][32];
+};
+
+Fiber g_fibers[kMaxThreads];
+size_t g_fibers_ready;  // fibers [0, g_fibers_ready) have stacks
+Warp g_warps[kMaxThreads / 32];
+
+#ifdef GT_EMU_USE_UCONTEXT
+ucontext_t g_sched_ctx;
+#else
+void* g_sched_sp;
+#endif
+
+// The launch in progress.
+struct Launch {
+    const gt_emu_kernel* kernel;
+    const uint64_t* args;
+    int permuted;
+    uint64_t rng;
+    int nthreads, nwarps;
+    int live, at_barrier;
+    int failed;
+    char* err;
+    int errlen;
+    // Run queue: a ring of thread indices; each thread is in it at most once.
+    int rq[kMaxThreads];
+    int rq_head, rq_len;
+} L;
+
+uint64_t next_rand() {  // splitmix64
+    uint64_t z = (L.rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+Fiber* cur() { return reinterpret_cast<Fiber*>(g_cur); }
+
+void rq_push(int t) {
+    L.rq[(L.rq_head + L.rq_len) % kMaxThreads] = t;
+    L.rq_len++;
+}
+
+// rq_pop takes the oldest entry in deterministic mode and a random one in
+// permuted mode.
+int rq_pop() {
+    if (L.permuted && L.rq_len > 1) {
+        int k = (int)(next_rand() % (uint64_t)L.rq_len);
+        int a = L.rq_head, b = (L.rq_head + k) % kMaxThreads;
+        int tmp = L.rq[a];
+        L.rq[a] = L.rq[b];
+        L.rq[b] = tmp;
+    }
+    int t = L.rq[L.rq_head];
+    L.rq_head = (L.rq_head + 1) % kMaxThreads;
+    L.rq_len--;
+    return t;
+}
+
+void errorf(const char* fmt, ...) {
+    if (L.failed) return;
+    L.failed = 1;
+    int n = snprintf(L.err, L.errlen, "kernel %s: block (%u,%u,%u): ", L.kernel->name,
+                     g_block_idx.x, g_block_idx.y, g_block_idx.z);
+    if (n < 0 || n >= L.errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L.err + n, L.errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+// to_scheduler suspends the current fiber; it returns when the scheduler
+// resumes it.
+void to_scheduler() {
+    Fiber* f = cur();
+#ifdef GT_EMU_USE_UCONTEXT
+    swapcontext(&f->ctx, &g_sched_ctx);
+#else
+    gt_emu_switch(&f->sp, g_sched_sp);
+#endif
+}
+
+// fail reports an error found by a thread and never returns: the launch is
+// abandoned and the fiber's stack is simply reused by the next block.
+[[noreturn]] void fail(const char* fmt, ...) {
+    Fiber* f = cur();
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    errorf("thread (%u,%u,%u): %s", f->head.tid.x, f->head.tid.y, f->head.tid.z, msg);
+    f->state = FAILED;
+    to_scheduler();
+    abort();  // unreachable: a failed fiber is never resumed
+}
+
+void fiber_entry() {
+    L.kernel->tramp(L.args);
+    cur()->state = DONE;
+    to_scheduler();
+    abort();  // unreachable: a finished fiber is never resumed
+}
+
+#ifdef GT_EMU_USE_UCONTEXT
+void fiber_entry_uc() { fiber_entry(); }
+#endif
+
+// ensure_fibers gives fibers [0, n) a stack: mmap'd once, with a guard page
+// below so that an overflow faults instead of corrupting a neighbour, and
+// kept for the life of the process (launches reuse them).
+bool ensure_fibers(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (; g_fibers_ready < n; g_fibers_ready++) {
+        void* m = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return false;
+        if (mprotect(m, page, PROT_NONE) != 0) {
+            munmap(m, kStackBytes + page);
+            return false;
+        }
+        g_fibers[g_fibers_ready].stack = static_cast<unsigned char*>(m) + page;
+    }
+    return true;
+}
+
+// init_fiber makes f start at fiber_entry when next resumed.
+void init_fiber(Fiber* f) {
+#ifdef GT_EMU_USE_UCONTEXT
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = kStackBytes;
+    f->ctx.uc_link = nullptr;
+    makecontext(&f->ctx, fiber_entry_uc, 0);
+#else
+    // Top of stack, 16-byte aligned: [fake return address][fiber_entry]
+    // [six zeroed callee-saved registers]. After the pops and the ret, rsp
+    // is 8 mod 16, as at the entry of any function.
+    // The tops are staggered by a few cache lines: stacks lie 68 KiB apart,
+    // a multiple of 4 KiB, so unstaggered tops would all fall into the same
+    // L1 cache set and evict each other at every switch.
+    uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStackBytes - (f->linear % 32) * 128) &
+                    ~uintptr_t(15);
+    void** sp = reinterpret_cast<void**>(top);
+    *--sp = nullptr;
+    *--sp = reinterpret_cast<void*>(&fiber_entry);
+    for (int i = 0; i < 6; i++) *--sp = nullptr;
+    f->sp = sp;
+#endif
+}
+
+void resume(Fiber* f) {
+    g_cur = &f->head;
+#ifdef GT_EMU_USE_UCONTEXT
+    swapcontext(&g_sched_ctx, &f->ctx);
+#else
+    gt_emu_switch(&g_sched_sp, f->sp);
+#endif
+}
+
+const char* op_name(int kind) {
+    switch (kind) {
+    case SHFL_IDX: return "__shfl_sync";
+    case SHFL_UP: return "__shfl_up_sync";
+    case SHFL_DOWN: return "__shfl_down_sync";
+    case SHFL_XOR: return "__shfl_xor_sync";
+    case WARP_SYNC: return "__syncwarp";
+    }
+    return "?";
+}
+
+// warp_op is the common part of shuffles and __syncwarp: post the value,
+// wait for every lane of the warp, and return the generation to read.
+unsigned warp_op(int kind, unsigned mask, uint64_t bits, int operand, int width) {
+    Fiber* f = cur();
+    if (mask != 0xffffffffu)
+        fail("%s with mask 0x%08x: only the full mask 0xffffffff is supported", op_name(kind), mask);
+    if (width < 1 || width > 32 || (width & (width - 1)) != 0)
+        fail("%s with width %d: the width must be a power of two <= 32", op_name(kind), width);
+    int lane = f->linear % 32;
+    Warp* w = &g_warps[f->linear / 32];
+    if (w->exited > 0)
+        fail("%s with the full mask after %d lane(s) of warp %d returned (a full mask names them)",
+             op_name(kind), w->exited, f->linear / 32);
+    unsigned gen = w->gen;
+    w->vals[gen & 1][lane] = bits;
+    f->op_kind = kind;
+    f->op_operand = operand;
+    f->op_width = width;
+    f->op_gen = gen;
+    if (++w->arrived < w->live) {
+        f->state = AT_WARP;
+        to_scheduler();
+        return gen;
+    }
+    // The last lane to arrive checks that the warp agrees, then releases it.
+    Fiber* lanes = &g_fibers[(f->linear / 32) * 32];
+    for (int i = 0; i < w->lanes; i++) {
+        if (lanes[i].op_kind != kind)
+            fail("warp %d diverged: lane %d is at %s while lane %d is at %s", f->linear / 32, i,
+                 op_name(lanes[i].op_kind), lane, op_name(kind));
+    }
+    w->arrived = 0;
+    w->gen++;
+    for (int i = 0; i < w->lanes; i++) {
+        if (&lanes[i] != f) {
+            lanes[i].state = RUNNABLE;
+            rq_push(lanes[i].linear);
+        }
+    }
+    if (L.permuted) {  // let a released lane, not necessarily this one, go on
+        f->state = RUNNABLE;
+        rq_push(f->linear);
+        to_scheduler();
+    }
+    return gen;
+}
+
+// run_block runs every thread of the current block to completion; false on
+// error (L.err says why).
+bool run_block() {
+    const int n = L.nthreads;
+    const unsigned bx = g_block_dim.x, by = g_block_dim.y;
+    for (int i = 0; i < n; i++) {
+        Fiber* f = &g_fibers[i];
+        f->head.tid.x = i % bx;
+        f->head.tid.y = (i / bx) % by;
+        f->head.tid.z = i / (bx * by);
+        f->linear = i;
+        f->state = RUNNABLE;
+        f->op_kind = -1;
+        init_fiber(f);
+    }
+    for (int w = 0; w < L.nwarps; w++) {
+        Warp* wp = &g_warps[w];
+        wp->lanes = (n - 32 * w) < 32 ? n - 32 * w : 32;
+        wp->live = wp->lanes;
+        wp->exited = 0;
+        wp->arrived = 0;
+        wp->gen = 0;
+    }
+    L.live = n;
+    L.at_barrier = 0;
+    L.rq_head = 0;
+    L.rq_len = 0;
+    for (int i = 0; i < n; i++) rq_push(i);
+
+    for (;;) {
+        while (L.rq_len > 0) {
+            Fiber* f = &g_fibers[rq_pop()];
+            resume(f);
+            switch (f->state) {
+            case FAILED:
+                return false;
+            case DONE: {
+                L.live--;
+                Warp* w = &g_warps[f->linear / 32];
+                w->live--;
+                w->exited++;
+                if (w->arrived > 0) {
+                    errorf("thread (%u,%u,%u) returned while %d lane(s) of its warp wait at a "
+                           "full-mask warp operation",
+                           f->head.tid.x, f->head.tid.y, f->head.tid.z, w->arrived);
+                    return false;
+                }
+                break;
+            }
+            case AT_BARRIER:
+                L.at_barrier++;
+                break;
+            default:  // AT_WARP waits for its warp; RUNNABLE re-queued itself
+                break;
+            }
+        }
+        if (L.live == 0) return true;
+        if (L.at_barrier == L.live) {
+            // Every thread that has not returned waits at __syncthreads:
+            // release them, in index order.
+            L.at_barrier = 0;
+            for (int i = 0; i < n; i++) {
+                if (g_fibers[i].state == AT_BARRIER) {
+                    g_fibers[i].state = RUNNABLE;
+                    rq_push(i);
+                }
+            }
+            continue;
+        }
+        // Nothing can run: some lanes wait at a warp operation for lanes
+        // that wait at __syncthreads. On a GPU this hangs.
+        for (int i = 0; i < n; i++) {
+            Fiber* f = &g_fibers[i];
+            if (f->state != AT_WARP) continue;
+            int base = (i / 32) * 32;
+            for (int j = base; j < base + g_warps[i / 32].lanes; j++) {
+                if (g_fibers[j].state == AT_BARRIER) {
+                    errorf("deadlock: thread (%u,%u,%u) waits at %s while thread (%u,%u,%u) of "
+                           "its warp waits at __syncthreads",
+                           f->head.tid.x, f->head.tid.y, f->head.tid.z, op_name(f->op_kind),
+                           g_fibers[j].head.tid.x, g_fibers[j].head.tid.y, g_fibers[j].head.tid.z);
+                    return false;
+                }
+            }
+        }
+        errorf("deadlock: %d thread(s) can make no progress", L.live);
+        return false;
+    }
+}
+
+uint64_t gcd(uint64_t a, uint64_t b) {
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+}  // namespace
+
+// ---- switch points called from kernel code ---------------------------------
+
+void syncthreads() {
+    Fiber* f = cur();
+    f->state = AT_BARRIER;
+    to_scheduler();
+}
+
+void syncwarp(unsigned mask) { warp_op(WARP_SYNC, mask, 0, 0, 32); }
+
+void maybe_preempt() {
+    if (L.permuted && (next_rand() & 1)) {
+        Fiber* f = cur();
+        f->state = RUNNABLE;
+        rq_push(f->linear);
+        to_scheduler();
+    }
+}
+
+uint64_t shuffle(int kind, unsigned mask, uint64_t bits, int operand, int width) {
+    unsigned gen = warp_op(kind, mask, bits, operand, width);
+    Fiber* f = cur();
+    const int lane = f->linear % 32;
+    const int seg = lane & ~(width - 1);  // first lane of this lane's width segment
+    int src;
+    switch (kind) {
+    case SHFL_IDX:
+        src = seg + (operand & (width - 1));
+        break;
+    case SHFL_UP:
+        src = (lane - seg) < operand ? lane : lane - operand;
+        break;
+    case SHFL_DOWN:
+        src = (lane - seg) + operand >= width ? lane : lane + operand;
+        break;
+    default:  // SHFL_XOR: lanes of later segments are out of reach
+        src = lane ^ (operand & 31);
+        if (src >= seg + width) src = lane;
+        break;
+    }
+    const Warp* w = &g_warps[f->linear / 32];
+    if (src >= w->lanes)
+        fail("%s reads lane %d, which does not exist (the block has %d threads)", op_name(kind), src,
+             L.nthreads);
+    return w->vals[gen & 1][src];
+}
+
+}  // namespace gt_emu
+
+using namespace gt_emu;
+
+// ---- the C interface of bridge.h ---------------------------------------------
+
+namespace {
+const gt_emu_kernel** g_kernels;
+int g_nkernels = -1;
+
+void collect_kernels() {
+    if (g_nkernels >= 0) return;
+    int n = 0;
+    for (int t = 0; gt_emu_tables[t]; t++)
+        for (const gt_emu_kernel* k = gt_emu_tables[t]; k->name; k++) n++;
+    g_kernels = static_cast<const gt_emu_kernel**>(malloc(sizeof(gt_emu_kernel*) * (n + 1)));
+    n = 0;
+    for (int t = 0; gt_emu_tables[t]; t++)
+        for (const gt_emu_kernel* k = gt_emu_tables[t]; k->name; k++) g_kernels[n++] = k;
+    g_nkernels = n;
+}
+
+unsigned char* g_shared_buf;
+long long g_shared_cap;
+}  // namespace
+
+extern "C" int gt_emu_kernel_count(void) {
+    collect_kernels();
+    return g_nkernels;
+}
+
+extern "C" const char* gt_emu_kernel_name(int i) { return g_kernels[i]->name; }
+extern "C" int gt_emu_kernel_nparams(int i) { return g_kernels[i]->nparams; }
+extern "C" long long gt_emu_kernel_static_shared(int i) { return g_kernels[i]->static_shared; }
+
+extern "C" int gt_emu_launch(int kernel, const long long* grid, const long long* block,
+                             long long shared_bytes, const uint64_t* args, int permuted,
+                             uint64_t* rng, char* err, int errlen) {
+    collect_kernels();
+    L.kernel = g_kernels[kernel];
+    L.args = args;
+    L.permuted = permuted;
+    L.rng = *rng;
+    L.failed = 0;
+    L.err = err;
+    L.errlen = errlen;
+    err[0] = 0;
+    const long long nthreads = block[0] * block[1] * block[2];
+    L.nthreads = (int)nthreads;
+    L.nwarps = (int)((nthreads + 31) / 32);
+    if (!ensure_fibers((size_t)nthreads)) {
+        snprintf(err, errlen, "kernel %s: cannot map fiber stacks for %lld threads", L.kernel->name,
+                 nthreads);
+        return 1;
+    }
+    if (shared_bytes > g_shared_cap) {
+        free(g_shared_buf);
+        g_shared_buf = static_cast<unsigned char*>(aligned_alloc(256, (shared_bytes + 255) & ~255ll));
+        g_shared_cap = g_shared_buf ? shared_bytes : 0;
+        if (!g_shared_buf) {
+            snprintf(err, errlen, "kernel %s: cannot allocate %lld bytes of dynamic shared memory",
+                     L.kernel->name, shared_bytes);
+            return 1;
+        }
+    }
+    g_dynamic_shared = shared_bytes > 0 ? g_shared_buf : nullptr;
+    g_block_dim = dim3((unsigned)block[0], (unsigned)block[1], (unsigned)block[2]);
+    g_grid_dim = dim3((unsigned)grid[0], (unsigned)grid[1], (unsigned)grid[2]);
+
+    // Blocks in order (x fastest), or in permuted mode along a random
+    // stride coprime to their number: a permutation without allocation.
+    const uint64_t nblocks = (uint64_t)grid[0] * grid[1] * grid[2];
+    uint64_t start = 0, stride = 1;
+    if (permuted && nblocks > 1) {
+        start = next_rand() % nblocks;
+        stride = 1 + next_rand() % (nblocks - 1);
+        while (gcd(stride, nblocks) != 1) stride = stride % (nblocks - 1) + 1;
+    }
+    int rc = 0;
+    uint64_t b = start;
+    for (uint64_t k = 0; k < nblocks; k++, b = (b + stride) % nblocks) {  // nblocks < 2^63
+        g_block_idx.x = (unsigned)(b % grid[0]);
+        g_block_idx.y = (unsigned)((b / grid[0]) % grid[1]);
+        g_block_idx.z = (unsigned)(b / (grid[0] * grid[1]));
+        if (shared_bytes > 0) memset(g_dynamic_shared, 0xff, (size_t)shared_bytes);
+        if (!run_block()) {
+            rc = 1;
+            break;
+        }
+    }
+    *rng = L.rng;
+    g_cur = nullptr;
+    return rc;
+}

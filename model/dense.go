@@ -1,0 +1,251 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// dense is a stack of fully connected layers: hidden layers h = act(W h' +
+// b), then a linear output layer whose negated scores are the energies,
+// E(y, x) = -(W_y . h + b_y). With no hidden layer it is the linear energy
+// model E(y, x) = -(W_y . x + b_y), W being Classes x Inputs.
+type dense struct {
+	b               Backend
+	inputs, classes int
+	spec            Spec
+	w, bias         []*Param // per layer; W is out x in, b is 1 x out
+	params          []*Param
+	bufs            map[int]*denseBuffers // per batch size: batches differ only at the end of an epoch and in eval
+	lastX           Mat
+	last            *denseBuffers
+	freed           bool
+}
+
+// denseBuffers holds the activations of one batch size.
+type denseBuffers struct {
+	h  []Mat // post-activation outputs of the hidden layers (B x H_l)
+	dh []Mat // dL/dh, then dL/d(pre-activation) in place (B x H_l)
+	e  Mat   // energies (B x Classes)
+}
+
+// NewEnergyModel allocates the model spec describes on b, for inputs of
+// width inputs and classes answers, initialized from rng: ReLU hidden layers
+// He-uniform, tanh hidden layers and the output layer Glorot-uniform, biases
+// zero. The same rng state gives bitwise the same initial parameters.
+func NewEnergyModel(b Backend, spec Spec, inputs, classes int, rng *rand.Rand) (EnergyModel, error) {
+	if b == nil {
+		return nil, errors.New("NewEnergyModel: nil backend")
+	}
+	if rng == nil {
+		return nil, errors.New("NewEnergyModel: nil rng")
+	}
+	if inputs < 1 || classes < 1 {
+		return nil, fmt.Errorf("NewEnergyModel: need inputs >= 1 and classes >= 1, got %d and %d", inputs, classes)
+	}
+	if spec.Activation != ReLU && spec.Activation != Tanh {
+		return nil, fmt.Errorf("NewEnergyModel: unknown activation %v", spec.Activation)
+	}
+	for _, h := range spec.Hidden {
+		if h < 1 {
+			return nil, fmt.Errorf("NewEnergyModel: hidden size %d < 1 in %v", h, spec.Hidden)
+		}
+	}
+	m := &dense{b: b, inputs: inputs, classes: classes, spec: Spec{Hidden: append([]int(nil), spec.Hidden...), Activation: spec.Activation}, bufs: map[int]*denseBuffers{}}
+	in := inputs
+	sizes := append(append([]int(nil), spec.Hidden...), classes)
+	for l, out := range sizes {
+		hidden := l < len(spec.Hidden)
+		// He for ReLU keeps the activations' variance through the layer;
+		// Glorot suits tanh and the linear output layer.
+		limit := math.Sqrt(6 / float64(in+out))
+		if hidden && spec.Activation == ReLU {
+			limit = math.Sqrt(6 / float64(in))
+		}
+		init := make([]float32, out*in)
+		for i := range init {
+			init[i] = float32((2*rng.Float64() - 1) * limit)
+		}
+		w, err := newParam(b, fmt.Sprintf("layer%d/W", l), out, in, init)
+		if err != nil {
+			_ = m.Free()
+			return nil, err
+		}
+		m.w = append(m.w, w)
+		m.params = append(m.params, w)
+		bias, err := newParam(b, fmt.Sprintf("layer%d/b", l), 1, out, make([]float32, out))
+		if err != nil {
+			_ = m.Free()
+			return nil, err
+		}
+		m.bias = append(m.bias, bias)
+		m.params = append(m.params, bias)
+		in = out
+	}
+	return m, nil
+}
+
+func (m *dense) Inputs() int       { return m.inputs }
+func (m *dense) Classes() int      { return m.classes }
+func (m *dense) Params() []*Param  { return m.params }
+func (m *dense) String() string    { return m.spec.String() }
+func (m *dense) hiddenLayers() int { return len(m.spec.Hidden) }
+
+func (m *dense) buffers(rows int) (*denseBuffers, error) {
+	if bf := m.bufs[rows]; bf != nil {
+		return bf, nil
+	}
+	bf := &denseBuffers{}
+	for _, h := range m.spec.Hidden {
+		a, err := m.b.Alloc(rows, h)
+		if err != nil {
+			_ = bf.free(m.b)
+			return nil, err
+		}
+		bf.h = append(bf.h, a)
+		d, err := m.b.Alloc(rows, h)
+		if err != nil {
+			_ = bf.free(m.b)
+			return nil, err
+		}
+		bf.dh = append(bf.dh, d)
+	}
+	e, err := m.b.Alloc(rows, m.classes)
+	if err != nil {
+		_ = bf.free(m.b)
+		return nil, err
+	}
+	bf.e = e
+	m.bufs[rows] = bf
+	return bf, nil
+}
+
+func (bf *denseBuffers) free(b Backend) error {
+	var xs []any
+	for _, x := range bf.h {
+		xs = append(xs, x)
+	}
+	for _, x := range bf.dh {
+		xs = append(xs, x)
+	}
+	if bf.e != nil {
+		xs = append(xs, bf.e)
+	}
+	return freeAll(b, xs...)
+}
+
+func (m *dense) Forward(x Mat) (Mat, error) {
+	if m.freed {
+		return nil, errors.New("model: Forward after Free")
+	}
+	if x == nil || x.Cols() != m.inputs || x.Rows() < 1 {
+		return nil, fmt.Errorf("model %v: Forward needs a B x %d input (B >= 1), got %s", m.spec, m.inputs, shapeOf(x))
+	}
+	bf, err := m.buffers(x.Rows())
+	if err != nil {
+		return nil, err
+	}
+	in := x
+	for l := range m.spec.Hidden {
+		h := bf.h[l]
+		if err := m.b.Gemm(false, true, 1, in, m.w[l].Value, 0, h); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		if err := m.b.AddRowVector(h, 1, m.bias[l].Value); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		if err := m.b.Activate(m.spec.Activation, h); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		in = h
+	}
+	L := m.hiddenLayers()
+	// E = -(in W^T + b): the sign is folded into alpha rather than a pass.
+	if err := m.b.Gemm(false, true, -1, in, m.w[L].Value, 0, bf.e); err != nil {
+		return nil, fmt.Errorf("output layer: %w", err)
+	}
+	if err := m.b.AddRowVector(bf.e, -1, m.bias[L].Value); err != nil {
+		return nil, fmt.Errorf("output layer: %w", err)
+	}
+	m.lastX, m.last = x, bf
+	return bf.e, nil
+}
+
+func (m *dense) Backward(dE Mat) error {
+	if m.freed {
+		return errors.New("model: Backward after Free")
+	}
+	if m.last == nil {
+		return errors.New("model: Backward before Forward")
+	}
+	rows := m.lastX.Rows()
+	if dE == nil || dE.Rows() != rows || dE.Cols() != m.classes {
+		return fmt.Errorf("model %v: Backward needs dE of shape %dx%d (the last Forward's batch), got %s", m.spec, rows, m.classes, shapeOf(dE))
+	}
+	L := m.hiddenLayers()
+	bf := m.last
+	in := m.lastX
+	if L > 0 {
+		in = bf.h[L-1]
+	}
+	// Output layer, scores = in W^T + b and E = -scores:
+	// dW = -dE^T in, db = -colsum(dE), d(in) = -dE W.
+	if err := m.b.Gemm(true, false, -1, dE, in, 0, m.w[L].Grad); err != nil {
+		return fmt.Errorf("output layer: %w", err)
+	}
+	if err := m.b.ColumnSums(m.bias[L].Grad, -1, dE, 0); err != nil {
+		return fmt.Errorf("output layer: %w", err)
+	}
+	if L == 0 {
+		return nil
+	}
+	if err := m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dh[L-1]); err != nil {
+		return fmt.Errorf("output layer: %w", err)
+	}
+	for l := L - 1; l >= 0; l-- {
+		d := bf.dh[l]
+		if err := m.b.ActivationGrad(m.spec.Activation, d, bf.h[l]); err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+		in := m.lastX
+		if l > 0 {
+			in = bf.h[l-1]
+		}
+		if err := m.b.Gemm(true, false, 1, d, in, 0, m.w[l].Grad); err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+		if err := m.b.ColumnSums(m.bias[l].Grad, 1, d, 0); err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+		if l > 0 {
+			if err := m.b.Gemm(false, false, 1, d, m.w[l].Value, 0, bf.dh[l-1]); err != nil {
+				return fmt.Errorf("layer %d: %w", l, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *dense) Free() error {
+	if m.freed {
+		return nil
+	}
+	m.freed = true
+	var errs []error
+	for _, p := range m.params {
+		errs = append(errs, freeAll(m.b, p.Value, p.Grad))
+	}
+	for _, bf := range m.bufs {
+		errs = append(errs, bf.free(m.b))
+	}
+	m.bufs, m.last, m.lastX = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+func shapeOf(x Mat) string {
+	if x == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%dx%d", x.Rows(), x.Cols())
+}

@@ -1,0 +1,389 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// Reduction says how the per-row losses of a batch combine into the loss
+// whose gradient is taken.
+type Reduction int
+
+const (
+	Mean Reduction = iota // gradient scaled by 1/(valid rows in the batch)
+	Sum                   // gradient of the plain sum
+)
+
+func (r Reduction) String() string {
+	switch r {
+	case Mean:
+		return "mean"
+	case Sum:
+		return "sum"
+	}
+	return fmt.Sprintf("Reduction(%d)", int(r))
+}
+
+// ParseReduction returns the reduction named "mean" or "sum".
+func ParseReduction(s string) (Reduction, error) {
+	switch strings.ToLower(s) {
+	case "mean":
+		return Mean, nil
+	case "sum":
+		return Sum, nil
+	}
+	return 0, fmt.Errorf("unknown reduction %q (valid: mean, sum)", s)
+}
+
+// Config is everything that determines a training run. Together with the
+// data and the backend it determines the trained weights bitwise.
+type Config struct {
+	Model      string // see ParseSpec: "linear", "mlp:256,128"
+	Activation string // "relu" or "tanh" for the hidden layers; "" keeps the spec's (default relu)
+	Loss       Loss
+	Optimizer  OptimizerConfig
+	Epochs     int // >= 1
+	Batch      int // rows per step, >= 1
+	Seed       uint64
+	Reduction  Reduction
+	// Vars, when not empty, makes the model a JointModel (joint.go) over
+	// output variables of Vars[i] values each; Model is then its trunk, the
+	// data's Classes must be prod Vars and its labels joint indices.
+	Vars []int
+	// NoPairwise leaves the pairwise tables out of a joint model.
+	NoPairwise bool
+	// StreamData keeps the data sets on the host and uploads each batch,
+	// as happens by itself when a set does not fit the backend's memory.
+	// It does not change the trained weights.
+	StreamData bool
+}
+
+// DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
+// 1e-3), batch 128, 5 epochs, seed 1.
+func DefaultConfig() Config {
+	return Config{
+		Model:     "linear",
+		Loss:      DefaultLoss(NLL),
+		Optimizer: OptimizerConfig{Name: "adam", LR: 1e-3, Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
+		Epochs:    5,
+		Batch:     128,
+		Seed:      1,
+		Reduction: Mean,
+	}
+}
+
+// Spec parses Model and applies Activation.
+func (c Config) Spec() (Spec, error) {
+	s, err := ParseSpec(c.Model)
+	if err != nil {
+		return Spec{}, err
+	}
+	if c.Activation != "" {
+		a, err := ParseActivation(c.Activation)
+		if err != nil {
+			return Spec{}, err
+		}
+		if strings.Count(c.Model, ":") == 2 && a != s.Activation {
+			return Spec{}, fmt.Errorf("activation %q contradicts the model %q", c.Activation, c.Model)
+		}
+		s.Activation = a
+	}
+	return s, nil
+}
+
+// Validate reports the first invalid setting, with the valid choices.
+func (c Config) Validate() error {
+	if _, err := c.Spec(); err != nil {
+		return err
+	}
+	if err := c.Loss.Validate(); err != nil {
+		return err
+	}
+	if err := c.Optimizer.Validate(); err != nil {
+		return err
+	}
+	if c.Epochs < 1 {
+		return fmt.Errorf("epochs must be >= 1, got %d", c.Epochs)
+	}
+	if c.Batch < 1 {
+		return fmt.Errorf("batch must be >= 1, got %d", c.Batch)
+	}
+	if c.Reduction != Mean && c.Reduction != Sum {
+		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
+	}
+	return c.validateJoint()
+}
+
+// StepInfo is passed to Trainer.OnStep after every optimizer step.
+type StepInfo struct {
+	Epoch      int     // 1-based
+	Step       int     // 1-based within the epoch
+	Steps      int     // steps per epoch
+	GlobalStep int     // steps since the start of training
+	Loss       float64 // mean loss per row of the batch
+}
+
+// EpochResult is passed to Trainer.OnEpoch and returned by Run.
+type EpochResult struct {
+	Epoch     int     // 1-based
+	TrainLoss float64 // mean loss per training row over the epoch (before each step)
+	// Eval is measured on the held-out data after the epoch; nil without
+	// held-out data.
+	Eval        *EvalResult
+	Seconds     float64 // training time of the epoch
+	EvalSeconds float64
+}
+
+// Trainer trains an energy model on a data set uploaded once to a Backend.
+type Trainer struct {
+	Model     EnergyModel
+	Optimizer Optimizer
+	// OnStep and OnEpoch, when set, are called after each step and epoch.
+	OnStep  func(StepInfo)
+	OnEpoch func(EpochResult)
+	// KeepMargins makes Evaluate fill EvalResult.Margins with every
+	// held-out row's E_I - E_C (N float32 per evaluation).
+	KeepMargins bool
+
+	cfg   Config
+	b     Backend
+	train *DeviceData
+	eval  *DeviceData
+	bt    *batcher
+	// The shuffle RNG. Its state at the start of an epoch fixes that
+	// epoch's order; PCG marshals, so a checkpoint can save it.
+	pcg   *rand.PCG
+	rng   *rand.Rand
+	perm  []int32
+	epoch int // completed epochs
+	// Resume state (see checkpoint.go). epochRNG is the PCG state at the
+	// start of epoch epoch+1, before its shuffle; done steps of that epoch
+	// have been taken (0 between epochs), their losses summing to doneLoss.
+	// Together with the weights and optimizer state they let an
+	// interrupted epoch continue exactly where it stopped.
+	epochRNG []byte
+	done     int
+	doneLoss float64
+}
+
+// NewTrainer validates cfg and the data, uploads train (and eval, which may
+// be nil) once, and builds the model and optimizer from cfg.Seed.
+func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, errors.New("NewTrainer: nil backend")
+	}
+	if err := train.Validate(); err != nil {
+		return nil, fmt.Errorf("training %w", err)
+	}
+	if eval != nil {
+		if err := eval.Validate(); err != nil {
+			return nil, fmt.Errorf("held-out %w", err)
+		}
+		if eval.D != train.D || eval.Classes != train.Classes {
+			return nil, fmt.Errorf("held-out data has %d features and %d classes, training data %d and %d", eval.D, eval.Classes, train.D, train.Classes)
+		}
+	}
+	spec, _ := cfg.Spec()
+	t := &Trainer{cfg: cfg, b: b}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = t.Close()
+		}
+	}()
+	var err error
+	// Separate streams: the initial weights do not depend on how many
+	// shuffles were drawn, and vice versa.
+	initRNG := rand.New(rand.NewPCG(cfg.Seed, 0x696e6974))
+	if t.Model, err = newConfiguredModel(b, cfg, spec, train.D, train.Classes, initRNG); err != nil {
+		return nil, err
+	}
+	if t.Optimizer, err = NewOptimizer(b, cfg.Optimizer, t.Model.Params()); err != nil {
+		return nil, err
+	}
+	upload := Upload
+	if cfg.StreamData {
+		upload = UploadStreamed
+	}
+	if t.train, err = upload(b, train); err != nil {
+		return nil, err
+	}
+	if eval != nil {
+		if t.eval, err = upload(b, eval); err != nil {
+			return nil, err
+		}
+	}
+	if t.bt, err = newBatcher(b, cfg.Batch, train.D); err != nil {
+		return nil, err
+	}
+	t.pcg = rand.NewPCG(cfg.Seed, 0x73687566)
+	t.rng = rand.New(t.pcg)
+	t.epochRNG, _ = t.pcg.MarshalBinary() // never fails
+	t.perm = make([]int32, train.N)
+	ok = true
+	return t, nil
+}
+
+// Config returns the configuration the trainer was built with.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Epoch returns the number of completed epochs.
+func (t *Trainer) Epoch() int { return t.epoch }
+
+// StepsPerEpoch is ceil(N / Batch).
+func (t *Trainer) StepsPerEpoch() int { return (t.train.Host.N + t.cfg.Batch - 1) / t.cfg.Batch }
+
+// Run trains the remaining epochs up to Config.Epochs, evaluating after each
+// on the held-out data. It stops at the first error, at a non-finite batch
+// loss (the error names the epoch and step), or when ctx is done.
+func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
+	var out []EpochResult
+	for t.epoch < t.cfg.Epochs {
+		start := time.Now()
+		loss, err := t.TrainEpoch(ctx)
+		if err != nil {
+			return out, err
+		}
+		r := EpochResult{Epoch: t.epoch, TrainLoss: loss, Seconds: time.Since(start).Seconds()}
+		if t.eval != nil {
+			start = time.Now()
+			ev, err := t.Evaluate()
+			if err != nil {
+				return out, fmt.Errorf("epoch %d: %w", t.epoch, err)
+			}
+			r.Eval = &ev
+			r.EvalSeconds = time.Since(start).Seconds()
+		}
+		out = append(out, r)
+		if t.OnEpoch != nil {
+			t.OnEpoch(r)
+		}
+	}
+	return out, nil
+}
+
+// TrainEpoch runs one epoch over a freshly shuffled order and returns the
+// mean training loss per row.
+func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
+	if t.bt == nil {
+		return 0, errors.New("trainer: used after Close")
+	}
+	epoch := t.epoch + 1
+	n := t.train.Host.N
+	// Rewinding to the epoch's start state makes an epoch that was
+	// interrupted (ctx) or restored from a checkpoint draw the same order.
+	if err := t.pcg.UnmarshalBinary(t.epochRNG); err != nil {
+		return 0, fmt.Errorf("trainer: shuffle state: %w", err)
+	}
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
+	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	steps := t.StepsPerEpoch()
+	sums := make([]float32, NumStats)
+	total := t.doneLoss
+	for s := t.done; s < steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+		}
+		rows := t.perm[s*t.cfg.Batch : min((s+1)*t.cfg.Batch, n)]
+		loss, err := t.step(rows, sums)
+		if err != nil {
+			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+		}
+		total += loss
+		t.done, t.doneLoss = s+1, total
+		if t.OnStep != nil {
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: loss / float64(len(rows))})
+		}
+	}
+	t.epoch = epoch
+	t.epochRNG, _ = t.pcg.MarshalBinary()
+	t.done, t.doneLoss = 0, 0
+	return total / float64(n), nil
+}
+
+// step trains on the given rows and returns the sum of their losses.
+func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
+	bt := t.bt
+	if err := bt.load(t.train, rows); err != nil {
+		return 0, err
+	}
+	e, err := t.Model.Forward(bt.x)
+	if err != nil {
+		return 0, err
+	}
+	scale := float32(1)
+	if t.cfg.Reduction == Mean {
+		scale = 1 / float32(len(rows))
+	}
+	if err := t.b.EnergyLoss(e, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin); err != nil {
+		return 0, err
+	}
+	// Padding rows have loss 0, so the column sum is the batch's loss.
+	if err := t.b.ColumnSums(bt.sums, 1, bt.stats, 0); err != nil {
+		return 0, err
+	}
+	if err := t.b.Download(sums, bt.sums); err != nil {
+		return 0, err
+	}
+	loss := float64(sums[StatLoss])
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		// Stop before the step: the weights stay those that gave it.
+		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
+	}
+	if err := t.Model.Backward(e); err != nil {
+		return 0, err
+	}
+	return loss, t.Optimizer.Step()
+}
+
+// ErrDiverged is wrapped by the error Run returns when a batch loss is NaN
+// or infinite.
+var ErrDiverged = errors.New("training diverged")
+
+// Evaluate measures the model on the held-out data given to NewTrainer.
+func (t *Trainer) Evaluate() (EvalResult, error) {
+	if t.eval == nil {
+		return EvalResult{}, errors.New("trainer: no held-out data")
+	}
+	if t.bt == nil {
+		return EvalResult{}, errors.New("trainer: used after Close")
+	}
+	return evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
+}
+
+// Close frees everything the trainer allocated on the backend (the model
+// included); the backend itself stays open.
+func (t *Trainer) Close() error {
+	var errs []error
+	if t.bt != nil {
+		errs = append(errs, t.bt.free())
+		t.bt = nil
+	}
+	if t.Optimizer != nil {
+		errs = append(errs, t.Optimizer.Free())
+	}
+	if t.Model != nil {
+		errs = append(errs, t.Model.Free())
+	}
+	errs = append(errs, t.train.Free(), t.eval.Free())
+	return errors.Join(errs...)
+}
+
+// Streamed reports whether the training data stays on the host and is
+// uploaded batch by batch (see DeviceData), and why.
+func (t *Trainer) Streamed() (bool, string) {
+	if t.train == nil {
+		return false, ""
+	}
+	return t.train.Streamed, t.train.StreamReason
+}
