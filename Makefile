@@ -74,4 +74,4 @@ losses:
 	$(GO) run ./cmd/gputrain losses
 
 ## ci: what .ci/run runs after installing the toolchain
-ci: test check-kernels check-cuda
+ci: test check-kernels check-cuda gpu-check-build
