@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // Backend is the reference model.Backend. The zero value is not usable; call
@@ -90,7 +91,7 @@ func (b *Backend) Alloc(rows, cols int) (model.Mat, error) {
 	if err := b.open(); err != nil {
 		return nil, err
 	}
-	if err := model.CheckAllocDims(rows, cols); err != nil {
+	if err := backendcheck.AllocDims(rows, cols); err != nil {
 		return nil, fmt.Errorf("cpu: Alloc(%d, %d): %w", rows, cols, err)
 	}
 	m := &Matrix{owner: b, rows: rows, cols: cols, data: make([]float32, rows*cols)}
@@ -103,7 +104,7 @@ func (b *Backend) AllocInts(n int) (model.Ints, error) {
 	if err := b.open(); err != nil {
 		return nil, err
 	}
-	if err := model.CheckAllocLen(n); err != nil {
+	if err := backendcheck.AllocLen(n); err != nil {
 		return nil, fmt.Errorf("cpu: AllocInts(%d): %w", n, err)
 	}
 	v := &IntVector{owner: b, data: make([]int32, n)}
@@ -152,7 +153,7 @@ func (b *Backend) Upload(dst model.Mat, src []float32) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckMatLen("src", len(src), "dst", d); err != nil {
+	if err := backendcheck.MatLen("src", len(src), "dst", d); err != nil {
 		return fmt.Errorf("cpu: Upload: %w", err)
 	}
 	copy(d.data, src)
@@ -168,7 +169,7 @@ func (b *Backend) Download(dst []float32, src model.Mat) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckMatLen("dst", len(dst), "src", s); err != nil {
+	if err := backendcheck.MatLen("dst", len(dst), "src", s); err != nil {
 		return fmt.Errorf("cpu: Download: %w", err)
 	}
 	copy(dst, s.data)
@@ -184,7 +185,7 @@ func (b *Backend) UploadInts(dst model.Ints, src []int32) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckIntsLen("src", len(src), "dst", d); err != nil {
+	if err := backendcheck.IntsLen("src", len(src), "dst", d); err != nil {
 		return fmt.Errorf("cpu: UploadInts: %w", err)
 	}
 	copy(d.data, src)
@@ -200,7 +201,7 @@ func (b *Backend) DownloadInts(dst []int32, src model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckIntsLen("dst", len(dst), "src", s); err != nil {
+	if err := backendcheck.IntsLen("dst", len(dst), "src", s); err != nil {
 		return fmt.Errorf("cpu: DownloadInts: %w", err)
 	}
 	copy(dst, s.data)

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // EnergyLoss is the fused energy-loss operation of model.Backend. Each row
@@ -40,11 +41,11 @@ func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, g
 		return fmt.Errorf("cpu: EnergyLoss: %w", err)
 	}
 	B, K := e.rows, e.cols
-	if err := model.CheckEnergyLossShapes(e, labels, stats, amin); err != nil {
+	if err := backendcheck.EnergyLossShapes(e, labels, stats, amin); err != nil {
 		return fmt.Errorf("cpu: EnergyLoss: %w", err)
 	}
-	if i, bad := model.FirstBadIndex(labels.data, K, true); bad {
-		return fmt.Errorf("cpu: EnergyLoss: %w", model.LabelError(i, labels.data[i], K))
+	if i, bad := backendcheck.FirstBadIndex(labels.data, K, true); bad {
+		return fmt.Errorf("cpu: EnergyLoss: %w", backendcheck.LabelError(i, labels.data[i], K))
 	}
 	b.parallelRows(B, rowChunk(K), func(lo, hi int) {
 		for i := lo; i < hi; i++ {

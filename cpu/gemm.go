@@ -7,6 +7,7 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // Gemm computes C = alpha*op(A)*op(B) + beta*C. With beta == 0, C is only
@@ -30,7 +31,7 @@ func (b *Backend) Gemm(transA, transB bool, alpha float32, a, bm model.Mat, beta
 	if err != nil {
 		return err
 	}
-	m, n, k, err := model.GemmDims(transA, transB, A, B, C)
+	m, n, k, err := backendcheck.GemmDims(transA, transB, A, B, C)
 	if err != nil {
 		return fmt.Errorf("cpu: Gemm: %w", err)
 	}

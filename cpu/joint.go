@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // The joint-model operations (model.JointOps) on the CPU: the reference the
@@ -88,11 +89,11 @@ func (b *Backend) JointEnergies(sm, pm model.Mat, vars []int, em model.Mat) erro
 		if err != nil {
 			return err
 		}
-		if err := model.CheckJointEnergiesShapes(sm, pm, vars, em); err != nil {
+		if err := backendcheck.JointEnergiesShapes(sm, pm, vars, em); err != nil {
 			return fmt.Errorf("cpu: JointEnergies: %w", err)
 		}
 		q = js.pairTable(p.data)
-	} else if err := model.CheckJointEnergiesShapes(sm, nil, vars, em); err != nil {
+	} else if err := backendcheck.JointEnergiesShapes(sm, nil, vars, em); err != nil {
 		return fmt.Errorf("cpu: JointEnergies: %w", err)
 	}
 	b.parallelRows(s.rows, max(1, elemChunk/max(1, js.j*len(vars))), func(lo, hi int) {
@@ -143,7 +144,7 @@ func (b *Backend) JointGradients(dem model.Mat, vars []int, dsm, dpm model.Mat) 
 			return err
 		}
 	}
-	if err := model.CheckJointGradientsShapes(dem, vars, dsm, dpm); err != nil {
+	if err := backendcheck.JointGradientsShapes(dem, vars, dsm, dpm); err != nil {
 		return fmt.Errorf("cpu: JointGradients: %w", err)
 	}
 	b.parallelRows(de.rows, max(1, elemChunk/max(1, js.j*len(vars))), func(lo, hi int) {

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // AddRowVector sets m[i,j] += alpha*v[j] for every row i.
@@ -20,7 +21,7 @@ func (b *Backend) AddRowVector(mm model.Mat, alpha float32, vm model.Mat) error 
 	if err != nil {
 		return err
 	}
-	if err := model.CheckRowVector("v", v, "m", m); err != nil {
+	if err := backendcheck.RowVector("v", v, "m", m); err != nil {
 		return fmt.Errorf("cpu: AddRowVector: %w", err)
 	}
 	cols := m.cols
@@ -51,7 +52,7 @@ func (b *Backend) ColumnSums(dm model.Mat, alpha float32, sm model.Mat, beta flo
 	if err != nil {
 		return err
 	}
-	if err := model.CheckRowVector("dst", dst, "src", src); err != nil {
+	if err := backendcheck.RowVector("dst", dst, "src", src); err != nil {
 		return fmt.Errorf("cpu: ColumnSums: %w", err)
 	}
 	rows, cols := src.rows, src.cols
@@ -127,7 +128,7 @@ func (b *Backend) ActivationGrad(act model.Activation, gm, om model.Mat) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckSameShape([]string{"out", "grad"}, o, g); err != nil {
+	if err := backendcheck.SameShape([]string{"out", "grad"}, o, g); err != nil {
 		return fmt.Errorf("cpu: ActivationGrad: %w", err)
 	}
 	var f func(g, o []float32)
@@ -173,7 +174,7 @@ func (b *Backend) ArgminRows(em model.Mat, outv model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckArgminShapes(e, out); err != nil {
+	if err := backendcheck.ArgminShapes(e, out); err != nil {
 		return fmt.Errorf("cpu: ArgminRows: %w", err)
 	}
 	cols := e.cols
@@ -215,11 +216,11 @@ func (b *Backend) GatherRows(dm, sm model.Mat, iv model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckGatherRowsShapes(dst, src, idx); err != nil {
+	if err := backendcheck.GatherRowsShapes(dst, src, idx); err != nil {
 		return fmt.Errorf("cpu: GatherRows: %w", err)
 	}
-	if r, bad := model.FirstBadIndex(idx.data, src.rows, false); bad {
-		return fmt.Errorf("cpu: GatherRows: %w", model.RowIndexError(r, idx.data[r], src))
+	if r, bad := backendcheck.FirstBadIndex(idx.data, src.rows, false); bad {
+		return fmt.Errorf("cpu: GatherRows: %w", backendcheck.RowIndexError(r, idx.data[r], src))
 	}
 	cols := src.cols
 	b.parallelRows(len(idx.data), rowChunk(cols), func(lo, hi int) {
@@ -248,11 +249,11 @@ func (b *Backend) GatherInts(dv, sv, iv model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckGatherIntsShapes(dst, src, idx); err != nil {
+	if err := backendcheck.GatherIntsShapes(dst, src, idx); err != nil {
 		return fmt.Errorf("cpu: GatherInts: %w", err)
 	}
-	if r, bad := model.FirstBadIndex(idx.data, len(src.data), false); bad {
-		return fmt.Errorf("cpu: GatherInts: %w", model.IntIndexError(r, idx.data[r], len(src.data)))
+	if r, bad := backendcheck.FirstBadIndex(idx.data, len(src.data), false); bad {
+		return fmt.Errorf("cpu: GatherInts: %w", backendcheck.IntIndexError(r, idx.data[r], len(src.data)))
 	}
 	for r, i := range idx.data {
 		dst.data[r] = src.data[i]

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // The optimizer steps are elementwise in float32. Weight decay is decoupled
@@ -55,7 +56,7 @@ func (b *Backend) AdamStep(wm, gm, mm, vm model.Mat, lr, beta1, beta2, eps, weig
 	if err != nil {
 		return err
 	}
-	if err := model.CheckAdamParams(beta1, beta2, eps, t); err != nil {
+	if err := backendcheck.AdamParams(beta1, beta2, eps, t); err != nil {
 		return fmt.Errorf("cpu: AdamStep: %w", err)
 	}
 	bc1 := 1 - math.Pow(float64(beta1), float64(t))
@@ -106,10 +107,10 @@ func (b *Backend) optArgs(op string, hs []model.Mat, names []string) ([]*Matrix,
 		}
 		ms[i] = m
 	}
-	if err := model.CheckSameShape(names, hs...); err != nil {
+	if err := backendcheck.SameShape(names, hs...); err != nil {
 		return nil, fmt.Errorf("cpu: %s: %w", op, err)
 	}
-	if err := model.CheckDistinct(hs...); err != nil {
+	if err := backendcheck.Distinct(hs...); err != nil {
 		return nil, fmt.Errorf("cpu: %s: %w", op, err)
 	}
 	return ms, nil

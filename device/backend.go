@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // Launch geometry shared with kernels/gputrain.cuh.
@@ -201,7 +202,7 @@ func (b *Backend) Alloc(rows, cols int) (model.Mat, error) {
 	if err := b.open(); err != nil {
 		return nil, err
 	}
-	if err := model.CheckAllocDims(rows, cols); err != nil {
+	if err := backendcheck.AllocDims(rows, cols); err != nil {
 		return nil, fmt.Errorf("device: Alloc(%d, %d): %w", rows, cols, err)
 	}
 	m := &Matrix{owner: b, rows: rows, cols: cols}
@@ -221,7 +222,7 @@ func (b *Backend) AllocInts(n int) (model.Ints, error) {
 	if err := b.open(); err != nil {
 		return nil, err
 	}
-	if err := model.CheckAllocLen(n); err != nil {
+	if err := backendcheck.AllocLen(n); err != nil {
 		return nil, fmt.Errorf("device: AllocInts(%d): %w", n, err)
 	}
 	v := &IntVector{owner: b, n: n}
@@ -286,7 +287,7 @@ func (b *Backend) Upload(dst model.Mat, src []float32) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckMatLen("src", len(src), "dst", d); err != nil {
+	if err := backendcheck.MatLen("src", len(src), "dst", d); err != nil {
 		return fmt.Errorf("device: Upload: %w", err)
 	}
 	if len(src) == 0 {
@@ -307,7 +308,7 @@ func (b *Backend) Download(dst []float32, src model.Mat) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckMatLen("dst", len(dst), "src", s); err != nil {
+	if err := backendcheck.MatLen("dst", len(dst), "src", s); err != nil {
 		return fmt.Errorf("device: Download: %w", err)
 	}
 	if len(dst) == 0 {
@@ -328,7 +329,7 @@ func (b *Backend) UploadInts(dst model.Ints, src []int32) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckIntsLen("src", len(src), "dst", d); err != nil {
+	if err := backendcheck.IntsLen("src", len(src), "dst", d); err != nil {
 		return fmt.Errorf("device: UploadInts: %w", err)
 	}
 	d.host = nil // unknown until the copy has succeeded
@@ -350,7 +351,7 @@ func (b *Backend) DownloadInts(dst []int32, src model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckIntsLen("dst", len(dst), "src", s); err != nil {
+	if err := backendcheck.IntsLen("dst", len(dst), "src", s); err != nil {
 		return fmt.Errorf("device: DownloadInts: %w", err)
 	}
 	if len(dst) == 0 {

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // RowPlan is how EnergyLoss processes rows that are not split into chunks
@@ -136,7 +137,7 @@ func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, g
 	if K > math.MaxInt32 {
 		return fmt.Errorf("device: EnergyLoss: energies %s have more answers than int32 labels can name", e.shape())
 	}
-	if err := model.CheckEnergyLossShapes(e, labels, stats, amin); err != nil {
+	if err := backendcheck.EnergyLossShapes(e, labels, stats, amin); err != nil {
 		return fmt.Errorf("device: EnergyLoss: %w", err)
 	}
 	bad, err := b.checkIndices("EnergyLoss", labels, K, true)
@@ -144,7 +145,7 @@ func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, g
 		return err
 	}
 	if bad != nil {
-		return fmt.Errorf("device: EnergyLoss: %w", model.LabelError(bad.pos, bad.value, K))
+		return fmt.Errorf("device: EnergyLoss: %w", backendcheck.LabelError(bad.pos, bad.value, K))
 	}
 	if B == 0 {
 		return nil

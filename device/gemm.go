@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // GemmTile is the shape of the tile of C one GEMM block computes (see
@@ -111,7 +112,7 @@ func (b *Backend) Gemm(transA, transB bool, alpha float32, a, bm model.Mat, beta
 	if err != nil {
 		return err
 	}
-	m, n, k, err := model.GemmDims(transA, transB, A, B, C)
+	m, n, k, err := backendcheck.GemmDims(transA, transB, A, B, C)
 	if err != nil {
 		return fmt.Errorf("device: Gemm: %w", err)
 	}

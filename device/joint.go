@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // The joint-model operations (model.JointOps) as kernels of
@@ -78,9 +79,9 @@ func (b *Backend) JointEnergies(sm, pm model.Mat, vars []int, em model.Mat) (err
 		}
 	}
 	if pm == nil {
-		err = model.CheckJointEnergiesShapes(sm, nil, vars, em)
+		err = backendcheck.JointEnergiesShapes(sm, nil, vars, em)
 	} else {
-		err = model.CheckJointEnergiesShapes(sm, pm, vars, em)
+		err = backendcheck.JointEnergiesShapes(sm, pm, vars, em)
 	}
 	if err != nil {
 		return fmt.Errorf("device: %s: %w", op, err)
@@ -137,9 +138,9 @@ func (b *Backend) JointGradients(dem model.Mat, vars []int, dsm, dpm model.Mat) 
 		}
 	}
 	if dpm == nil {
-		err = model.CheckJointGradientsShapes(dem, vars, dsm, nil)
+		err = backendcheck.JointGradientsShapes(dem, vars, dsm, nil)
 	} else {
-		err = model.CheckJointGradientsShapes(dem, vars, dsm, dpm)
+		err = backendcheck.JointGradientsShapes(dem, vars, dsm, dpm)
 	}
 	if err != nil {
 		return fmt.Errorf("device: %s: %w", op, err)

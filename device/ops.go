@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
 // launch runs one kernel and wraps a driver error with the operation.
@@ -58,10 +59,10 @@ func (b *Backend) AddRowVector(mm model.Mat, alpha float32, vm model.Mat) error 
 	if err != nil {
 		return err
 	}
-	if err := model.CheckRowVector("v", v, "m", m); err != nil {
+	if err := backendcheck.RowVector("v", v, "m", m); err != nil {
 		return fmt.Errorf("device: AddRowVector: %w", err)
 	}
-	if err := model.CheckDistinct(m, v); err != nil {
+	if err := backendcheck.Distinct(m, v); err != nil {
 		return fmt.Errorf("device: AddRowVector: %w", err)
 	}
 	if m.len() == 0 {
@@ -89,10 +90,10 @@ func (b *Backend) ColumnSums(dm model.Mat, alpha float32, sm model.Mat, beta flo
 	if err != nil {
 		return err
 	}
-	if err := model.CheckRowVector("dst", dst, "src", src); err != nil {
+	if err := backendcheck.RowVector("dst", dst, "src", src); err != nil {
 		return fmt.Errorf("device: ColumnSums: %w", err)
 	}
-	if err := model.CheckDistinct(dst, src); err != nil {
+	if err := backendcheck.Distinct(dst, src); err != nil {
 		return fmt.Errorf("device: ColumnSums: %w", err)
 	}
 	if src.cols == 0 {
@@ -185,10 +186,10 @@ func (b *Backend) ActivationGrad(act model.Activation, gm, om model.Mat) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckSameShape([]string{"out", "grad"}, o, g); err != nil {
+	if err := backendcheck.SameShape([]string{"out", "grad"}, o, g); err != nil {
 		return fmt.Errorf("device: ActivationGrad: %w", err)
 	}
-	if err := model.CheckDistinct(g, o); err != nil {
+	if err := backendcheck.Distinct(g, o); err != nil {
 		return fmt.Errorf("device: ActivationGrad: %w", err)
 	}
 	var kernel string
@@ -218,7 +219,7 @@ type badIndex struct {
 // flags an offender on the device, and only then is v downloaded to name it.
 func (b *Backend) checkIndices(op string, v *IntVector, hi int, allowIgnore bool) (*badIndex, error) {
 	scan := func(xs []int32) *badIndex {
-		if i, found := model.FirstBadIndex(xs, hi, allowIgnore); found {
+		if i, found := backendcheck.FirstBadIndex(xs, hi, allowIgnore); found {
 			return &badIndex{i, xs[i]}
 		}
 		return nil
@@ -285,7 +286,7 @@ func (b *Backend) ArgminRows(em model.Mat, outv model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckArgminShapes(e, out); err != nil {
+	if err := backendcheck.ArgminShapes(e, out); err != nil {
 		return fmt.Errorf("device: ArgminRows: %w", err)
 	}
 	if e.cols > math.MaxInt32 {
@@ -317,7 +318,7 @@ func (b *Backend) GatherRows(dm, sm model.Mat, iv model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckGatherRowsShapes(dst, src, idx); err != nil {
+	if err := backendcheck.GatherRowsShapes(dst, src, idx); err != nil {
 		return fmt.Errorf("device: GatherRows: %w", err)
 	}
 	bad, err := b.checkIndices("GatherRows", idx, src.rows, false)
@@ -325,7 +326,7 @@ func (b *Backend) GatherRows(dm, sm model.Mat, iv model.Ints) error {
 		return err
 	}
 	if bad != nil {
-		return fmt.Errorf("device: GatherRows: %w", model.RowIndexError(bad.pos, bad.value, src))
+		return fmt.Errorf("device: GatherRows: %w", backendcheck.RowIndexError(bad.pos, bad.value, src))
 	}
 	if dst.len() == 0 {
 		return nil
@@ -354,7 +355,7 @@ func (b *Backend) GatherInts(dv, sv, iv model.Ints) error {
 	if err != nil {
 		return err
 	}
-	if err := model.CheckGatherIntsShapes(dst, src, idx); err != nil {
+	if err := backendcheck.GatherIntsShapes(dst, src, idx); err != nil {
 		return fmt.Errorf("device: GatherInts: %w", err)
 	}
 	bad, err := b.checkIndices("GatherInts", idx, src.n, false)
@@ -362,7 +363,7 @@ func (b *Backend) GatherInts(dv, sv, iv model.Ints) error {
 		return err
 	}
 	if bad != nil {
-		return fmt.Errorf("device: GatherInts: %w", model.IntIndexError(bad.pos, bad.value, src.n))
+		return fmt.Errorf("device: GatherInts: %w", backendcheck.IntIndexError(bad.pos, bad.value, src.n))
 	}
 	dst.host = nil
 	if dst.n == 0 {
@@ -398,10 +399,10 @@ func (b *Backend) optArgs(op string, hs []model.Mat, names []string) ([]*Matrix,
 		}
 		ms[i] = m
 	}
-	if err := model.CheckSameShape(names, hs...); err != nil {
+	if err := backendcheck.SameShape(names, hs...); err != nil {
 		return nil, fmt.Errorf("device: %s: %w", op, err)
 	}
-	if err := model.CheckDistinct(hs...); err != nil {
+	if err := backendcheck.Distinct(hs...); err != nil {
 		return nil, fmt.Errorf("device: %s: %w", op, err)
 	}
 	return ms, nil
@@ -446,7 +447,7 @@ func (b *Backend) AdamStep(wm, gm, mm, vm model.Mat, lr, beta1, beta2, eps, weig
 	if err != nil {
 		return err
 	}
-	if err := model.CheckAdamParams(beta1, beta2, eps, t); err != nil {
+	if err := backendcheck.AdamParams(beta1, beta2, eps, t); err != nil {
 		return fmt.Errorf("device: AdamStep: %w", err)
 	}
 	n := ms[0].len()

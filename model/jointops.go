@@ -1,7 +1,5 @@
 package model
 
-import "fmt"
-
 // JointOps is an optional Backend capability: dedicated operations that
 // build the energies of a JointModel and reduce their gradients onto its
 // factors without the indicator matrices of the GEMM design (see joint.go).
@@ -61,47 +59,4 @@ func JointLayout(vars []int) (offK []int, sumK int, offP []int, sumP int, err er
 		}
 	}
 	return offK, sumK, offP, sumP, nil
-}
-
-// CheckJointEnergiesShapes checks the operands of JointOps.JointEnergies
-// for vars: s is B x sumK, e B x J, p (nil allowed) 1 x sumP, and e is
-// neither s nor p. Like the checks of shapes.go its error has no backend
-// prefix; operands are resolved handles (p a nil interface when absent).
-func CheckJointEnergiesShapes(s, p Mat, vars []int, e Mat) error {
-	_, sumK, _, sumP, err := JointLayout(vars)
-	if err != nil {
-		return err
-	}
-	j, _ := JointStates(vars)
-	if s.Cols() != sumK || e.Rows() != s.Rows() || e.Cols() != j {
-		return fmt.Errorf("s is %s and e %s, want Bx%d and Bx%d for vars %v", Shape(s), Shape(e), sumK, j, vars)
-	}
-	if p == nil {
-		return CheckDistinct(s, e)
-	}
-	if p.Rows() != 1 || p.Cols() != sumP {
-		return fmt.Errorf("p is %s, want 1x%d for vars %v", Shape(p), sumP, vars)
-	}
-	return CheckDistinct(s, e, p)
-}
-
-// CheckJointGradientsShapes checks the operands of JointOps.JointGradients
-// for vars: de is B x J, ds B x sumK, dp (nil allowed) 1 x sumP, all
-// distinct.
-func CheckJointGradientsShapes(de Mat, vars []int, ds, dp Mat) error {
-	_, sumK, _, sumP, err := JointLayout(vars)
-	if err != nil {
-		return err
-	}
-	j, _ := JointStates(vars)
-	if de.Cols() != j || ds.Rows() != de.Rows() || ds.Cols() != sumK {
-		return fmt.Errorf("de is %s and ds %s, want Bx%d and Bx%d for vars %v", Shape(de), Shape(ds), j, sumK, vars)
-	}
-	if dp == nil {
-		return CheckDistinct(de, ds)
-	}
-	if dp.Rows() != 1 || dp.Cols() != sumP {
-		return fmt.Errorf("dp is %s, want 1x%d for vars %v", Shape(dp), sumP, vars)
-	}
-	return CheckDistinct(de, ds, dp)
 }

@@ -1,10 +1,12 @@
-package model
+package backendcheck
 
 import (
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/gputrain/gputrain/model"
 )
 
 // The checks see operands only through the Mat and Ints interfaces, so
@@ -56,7 +58,7 @@ func TestCheckAllocDims(t *testing.T) {
 		{-1, 3, "negative dimension"}, {3, -1, "negative dimension"},
 		{MaxElems + 1, 1, "too large"}, {math.MaxInt / 2, 3, "too large"}, {MaxElems/2 + 1, 2, "too large"},
 	} {
-		wantErr(t, "CheckAllocDims", CheckAllocDims(tc.rows, tc.cols), tc.want)
+		wantErr(t, "AllocDims", AllocDims(tc.rows, tc.cols), tc.want)
 	}
 }
 
@@ -65,16 +67,16 @@ func TestCheckAllocLen(t *testing.T) {
 		n    int
 		want string
 	}{{0, ""}, {1, ""}, {1000, ""}, {MaxElems, ""}, {-1, "invalid length"}, {MaxElems + 1, "invalid length"}} {
-		wantErr(t, "CheckAllocLen", CheckAllocLen(tc.n), tc.want)
+		wantErr(t, "AllocLen", AllocLen(tc.n), tc.want)
 	}
 }
 
 func TestCheckLens(t *testing.T) {
-	wantErr(t, "CheckMatLen good", CheckMatLen("src", 7*31, "dst", mat(7, 31)), "")
-	wantErr(t, "CheckMatLen empty", CheckMatLen("src", 0, "dst", mat(0, 33)), "")
-	wantErr(t, "CheckMatLen bad", CheckMatLen("src", 2, "dst", mat(7, 31)), "src has 2 elements, dst is 7x31 (217)")
-	wantErr(t, "CheckIntsLen good", CheckIntsLen("dst", 257, "src", ivec(257)), "")
-	wantErr(t, "CheckIntsLen bad", CheckIntsLen("dst", 256, "src", ivec(257)), "dst has 256 elements, src has 257")
+	wantErr(t, "MatLen good", MatLen("src", 7*31, "dst", mat(7, 31)), "")
+	wantErr(t, "MatLen empty", MatLen("src", 0, "dst", mat(0, 33)), "")
+	wantErr(t, "MatLen bad", MatLen("src", 2, "dst", mat(7, 31)), "src has 2 elements, dst is 7x31 (217)")
+	wantErr(t, "IntsLen good", IntsLen("dst", 257, "src", ivec(257)), "")
+	wantErr(t, "IntsLen bad", IntsLen("dst", 256, "src", ivec(257)), "dst has 256 elements, src has 257")
 }
 
 func TestSameHandle(t *testing.T) {
@@ -93,30 +95,30 @@ func TestSameHandle(t *testing.T) {
 
 func TestCheckDistinct(t *testing.T) {
 	a, b, c := mat(3, 4), mat(3, 4), mat(1, 4)
-	wantErr(t, "none", CheckDistinct(), "")
-	wantErr(t, "one", CheckDistinct(a), "")
-	wantErr(t, "three distinct", CheckDistinct(a, b, c), "")
-	wantErr(t, "first and last", CheckDistinct(a, b, a), "the same 3x4 matrix is passed as two operands that must be distinct")
-	wantErr(t, "last two", CheckDistinct(a, c, c), "the same 1x4 matrix")
+	wantErr(t, "none", Distinct(), "")
+	wantErr(t, "one", Distinct(a), "")
+	wantErr(t, "three distinct", Distinct(a, b, c), "")
+	wantErr(t, "first and last", Distinct(a, b, a), "the same 3x4 matrix is passed as two operands that must be distinct")
+	wantErr(t, "last two", Distinct(a, c, c), "the same 1x4 matrix")
 	s := sliceMat{1}
-	wantErr(t, "incomparable", CheckDistinct(s, s), "")
+	wantErr(t, "incomparable", Distinct(s, s), "")
 }
 
 func TestCheckSameShape(t *testing.T) {
 	w, g, m, v := mat(7, 33), mat(7, 33), mat(7, 33), mat(7, 33)
 	names := []string{"w", "g", "m", "v"}
-	wantErr(t, "good", CheckSameShape(names, w, g, m, v), "")
-	wantErr(t, "rows", CheckSameShape(names, w, g, mat(8, 33), v), "m is 8x33 but w is 7x33")
-	wantErr(t, "cols", CheckSameShape(names, w, g, m, mat(7, 32)), "v is 7x32 but w is 7x33")
-	wantErr(t, "transposed", CheckSameShape([]string{"out", "grad"}, w, mat(33, 7)), "grad is 33x7 but out is 7x33")
-	wantErr(t, "names", CheckSameShape(names[:2], w, g, m), "2 names for 3 matrices")
+	wantErr(t, "good", SameShape(names, w, g, m, v), "")
+	wantErr(t, "rows", SameShape(names, w, g, mat(8, 33), v), "m is 8x33 but w is 7x33")
+	wantErr(t, "cols", SameShape(names, w, g, m, mat(7, 32)), "v is 7x32 but w is 7x33")
+	wantErr(t, "transposed", SameShape([]string{"out", "grad"}, w, mat(33, 7)), "grad is 33x7 but out is 7x33")
+	wantErr(t, "names", SameShape(names[:2], w, g, m), "2 names for 3 matrices")
 }
 
 func TestCheckRowVector(t *testing.T) {
-	wantErr(t, "good", CheckRowVector("v", mat(1, 31), "m", mat(257, 31)), "")
-	wantErr(t, "empty m", CheckRowVector("v", mat(1, 31), "m", mat(0, 31)), "")
-	wantErr(t, "rows", CheckRowVector("v", mat(2, 31), "m", mat(257, 31)), "v is 2x31, want 1x31 to match m 257x31")
-	wantErr(t, "cols", CheckRowVector("dst", mat(1, 30), "src", mat(7, 31)), "dst is 1x30, want 1x31 to match src 7x31")
+	wantErr(t, "good", RowVector("v", mat(1, 31), "m", mat(257, 31)), "")
+	wantErr(t, "empty m", RowVector("v", mat(1, 31), "m", mat(0, 31)), "")
+	wantErr(t, "rows", RowVector("v", mat(2, 31), "m", mat(257, 31)), "v is 2x31, want 1x31 to match m 257x31")
+	wantErr(t, "cols", RowVector("dst", mat(1, 30), "src", mat(7, 31)), "dst is 1x30, want 1x31 to match src 7x31")
 }
 
 func TestGemmDims(t *testing.T) {
@@ -157,39 +159,39 @@ func TestGemmDims(t *testing.T) {
 }
 
 func TestCheckArgminShapes(t *testing.T) {
-	wantErr(t, "good", CheckArgminShapes(mat(257, 10), ivec(257)), "")
-	wantErr(t, "empty", CheckArgminShapes(mat(0, 0), ivec(0)), "")
-	wantErr(t, "length", CheckArgminShapes(mat(257, 10), ivec(256)), "out has length 256, want 257 (the rows of e 257x10)")
-	wantErr(t, "no columns", CheckArgminShapes(mat(7, 0), ivec(7)), "e 7x0 has no columns")
+	wantErr(t, "good", ArgminShapes(mat(257, 10), ivec(257)), "")
+	wantErr(t, "empty", ArgminShapes(mat(0, 0), ivec(0)), "")
+	wantErr(t, "length", ArgminShapes(mat(257, 10), ivec(256)), "out has length 256, want 257 (the rows of e 257x10)")
+	wantErr(t, "no columns", ArgminShapes(mat(7, 0), ivec(7)), "e 7x0 has no columns")
 }
 
 func TestCheckEnergyLossShapes(t *testing.T) {
-	e, l, s, a := mat(31, 10), ivec(31), mat(31, NumStats), ivec(31)
-	wantErr(t, "good", CheckEnergyLossShapes(e, l, s, a), "")
-	wantErr(t, "empty", CheckEnergyLossShapes(mat(0, 0), ivec(0), mat(0, NumStats), ivec(0)), "")
-	wantErr(t, "K = 0", CheckEnergyLossShapes(mat(31, 0), l, s, a), "energies 31x0 have no answers (K = 0)")
-	wantErr(t, "labels", CheckEnergyLossShapes(e, ivec(30), s, a), "labels have length 30, want 31 (the rows of e 31x10)")
-	wantErr(t, "stats rows", CheckEnergyLossShapes(e, l, mat(30, NumStats), a), "stats is 30x4, want 31x4")
-	wantErr(t, "stats cols", CheckEnergyLossShapes(e, l, mat(31, NumStats+1), a), "stats is 31x5, want 31x4")
-	wantErr(t, "argmin", CheckEnergyLossShapes(e, l, s, ivec(5)), "argmin has length 5, want 31")
-	wantErr(t, "labels is argmin", CheckEnergyLossShapes(e, l, s, l), "labels and argmin must be different vectors")
-	sq := mat(7, NumStats)
-	wantErr(t, "e is stats", CheckEnergyLossShapes(sq, ivec(7), sq, ivec(7)), "the same 7x4 matrix")
+	e, l, s, a := mat(31, 10), ivec(31), mat(31, model.NumStats), ivec(31)
+	wantErr(t, "good", EnergyLossShapes(e, l, s, a), "")
+	wantErr(t, "empty", EnergyLossShapes(mat(0, 0), ivec(0), mat(0, model.NumStats), ivec(0)), "")
+	wantErr(t, "K = 0", EnergyLossShapes(mat(31, 0), l, s, a), "energies 31x0 have no answers (K = 0)")
+	wantErr(t, "labels", EnergyLossShapes(e, ivec(30), s, a), "labels have length 30, want 31 (the rows of e 31x10)")
+	wantErr(t, "stats rows", EnergyLossShapes(e, l, mat(30, model.NumStats), a), "stats is 30x4, want 31x4")
+	wantErr(t, "stats cols", EnergyLossShapes(e, l, mat(31, model.NumStats+1), a), "stats is 31x5, want 31x4")
+	wantErr(t, "argmin", EnergyLossShapes(e, l, s, ivec(5)), "argmin has length 5, want 31")
+	wantErr(t, "labels is argmin", EnergyLossShapes(e, l, s, l), "labels and argmin must be different vectors")
+	sq := mat(7, model.NumStats)
+	wantErr(t, "e is stats", EnergyLossShapes(sq, ivec(7), sq, ivec(7)), "the same 7x4 matrix")
 }
 
 func TestCheckGatherShapes(t *testing.T) {
 	src, idx := mat(1000, 33), ivec(257)
-	wantErr(t, "rows good", CheckGatherRowsShapes(mat(257, 33), src, idx), "")
-	wantErr(t, "rows count", CheckGatherRowsShapes(mat(256, 33), src, idx), "dst is 256x33, want 257x33 (len(idx) x the columns of src 1000x33)")
-	wantErr(t, "rows cols", CheckGatherRowsShapes(mat(257, 32), src, idx), "dst is 257x32, want 257x33")
+	wantErr(t, "rows good", GatherRowsShapes(mat(257, 33), src, idx), "")
+	wantErr(t, "rows count", GatherRowsShapes(mat(256, 33), src, idx), "dst is 256x33, want 257x33 (len(idx) x the columns of src 1000x33)")
+	wantErr(t, "rows cols", GatherRowsShapes(mat(257, 32), src, idx), "dst is 257x32, want 257x33")
 	sq := mat(7, 7)
-	wantErr(t, "rows alias", CheckGatherRowsShapes(sq, sq, ivec(7)), "the same 7x7 matrix")
+	wantErr(t, "rows alias", GatherRowsShapes(sq, sq, ivec(7)), "the same 7x7 matrix")
 
 	s, i := ivec(1000), ivec(257)
-	wantErr(t, "ints good", CheckGatherIntsShapes(ivec(257), s, i), "")
-	wantErr(t, "ints length", CheckGatherIntsShapes(ivec(256), s, i), "dst has length 256, idx has 257")
-	wantErr(t, "ints dst is src", CheckGatherIntsShapes(i, i, ivec(257)), "dst must not be the same vector as src or idx")
-	wantErr(t, "ints dst is idx", CheckGatherIntsShapes(i, s, i), "dst must not be the same vector as src or idx")
+	wantErr(t, "ints good", GatherIntsShapes(ivec(257), s, i), "")
+	wantErr(t, "ints length", GatherIntsShapes(ivec(256), s, i), "dst has length 256, idx has 257")
+	wantErr(t, "ints dst is src", GatherIntsShapes(i, i, ivec(257)), "dst must not be the same vector as src or idx")
+	wantErr(t, "ints dst is idx", GatherIntsShapes(i, s, i), "dst must not be the same vector as src or idx")
 }
 
 func TestFirstBadIndex(t *testing.T) {
@@ -207,10 +209,10 @@ func TestFirstBadIndex(t *testing.T) {
 			continue
 		}
 		// Two offenders (one when p == q): the first is reported;
-		// IgnoreLabel is one unless allowed.
+		// model.IgnoreLabel is one unless allowed.
 		p, q := rng.IntN(n), rng.IntN(n)
 		p, q = min(p, q), max(p, q)
-		for _, bad := range []int32{IgnoreLabel, -2, int32(hi), math.MaxInt32} {
+		for _, bad := range []int32{model.IgnoreLabel, -2, int32(hi), math.MaxInt32} {
 			ys := append([]int32(nil), xs...)
 			ys[q], ys[p] = int32(hi)+5, bad
 			pos, found := FirstBadIndex(ys, hi, false)
@@ -219,7 +221,7 @@ func TestFirstBadIndex(t *testing.T) {
 			}
 			pos, found = FirstBadIndex(ys, hi, true)
 			want, wantFound := p, true
-			if bad == IgnoreLabel {
+			if bad == model.IgnoreLabel {
 				// The next offender, if p did not overwrite it (n == 1).
 				want, wantFound = q, q != p
 			}
@@ -233,7 +235,7 @@ func TestFirstBadIndex(t *testing.T) {
 func TestIndexErrors(t *testing.T) {
 	wantErr(t, "row", RowIndexError(3, 1000, mat(1000, 33)), "idx[3] = 1000 is outside [0, 1000) (the rows of src 1000x33)")
 	wantErr(t, "int", IntIndexError(0, -1, 7), "idx[0] = -1 is outside [0, 7) (the length of src)")
-	wantErr(t, "label", LabelError(5, 10, 10), "label 10 of row 5 is outside [0, 10) and is not IgnoreLabel (-1)")
+	wantErr(t, "label", LabelError(5, 10, 10), "label 10 of row 5 is outside [0, 10) and is not model.IgnoreLabel (-1)")
 }
 
 func TestCheckAdamParams(t *testing.T) {
@@ -251,6 +253,6 @@ func TestCheckAdamParams(t *testing.T) {
 		{0.9, 0.999, -1, 1, "eps = -1, want eps >= 0"},
 		{0.9, 0.999, nan, 1, "want eps >= 0"},
 	} {
-		wantErr(t, "CheckAdamParams", CheckAdamParams(tc.b1, tc.b2, tc.eps, tc.t), tc.want)
+		wantErr(t, "AdamParams", AdamParams(tc.b1, tc.b2, tc.eps, tc.t), tc.want)
 	}
 }
