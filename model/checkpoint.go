@@ -221,6 +221,7 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["batch"] = strconv.Itoa(c.Batch)
 	md["seed"] = strconv.FormatUint(c.Seed, 10)
 	md["reduction"] = c.Reduction.String()
+	md["precision"] = c.Precision.String()
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.train.Host.N)
@@ -340,6 +341,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	}
 	if cfg.Reduction, err = ParseReduction(need("reduction")); err != nil {
 		errs = append(errs, err.Error())
+	}
+	// Checkpoints from before precision settings computed in fp32.
+	if v, ok := md["precision"]; ok {
+		if cfg.Precision, err = ParsePrecision(v); err != nil {
+			errs = append(errs, "metadata "+err.Error())
+		}
 	}
 	if v, ok := md["vars"]; ok {
 		if err := json.Unmarshal([]byte(v), &cfg.Vars); err != nil {

@@ -668,8 +668,11 @@ func (c Config) validateJoint() error {
 // newConfiguredModel builds the model cfg asks for: a JointModel when
 // cfg.Vars is set, otherwise the dense model of spec.
 func newConfiguredModel(b Backend, cfg Config, spec Spec, inputs, classes int, rng *rand.Rand) (EnergyModel, error) {
+	if err := CheckPrecision(b, cfg.Precision); err != nil {
+		return nil, err
+	}
 	if len(cfg.Vars) == 0 {
-		return NewEnergyModel(b, spec, inputs, classes, rng)
+		return withPrecision(NewEnergyModel(b, spec, inputs, classes, rng))(cfg.Precision)
 	}
 	j, err := JointStates(cfg.Vars)
 	if err != nil {
@@ -678,5 +681,5 @@ func newConfiguredModel(b Backend, cfg Config, spec Spec, inputs, classes int, r
 	if j != classes {
 		return nil, fmt.Errorf("joint model over %v has %d joint answers, the data %d classes (labels must be joint indices)", cfg.Vars, j, classes)
 	}
-	return NewJointModel(b, JointSpec{Vars: cfg.Vars, Trunk: spec, Pairwise: !cfg.NoPairwise}, inputs, rng)
+	return withPrecision(NewJointModel(b, JointSpec{Vars: cfg.Vars, Trunk: spec, Pairwise: !cfg.NoPairwise}, inputs, rng))(cfg.Precision)
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
 	StreamData bool
+	// Precision is how the dense layers' products round their operands
+	// (precision.go); FP32, the zero value, does not. Saved in checkpoints.
+	Precision Precision
 }
 
 // DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
@@ -115,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
+	}
+	if err := c.Precision.Validate(); err != nil {
+		return err
 	}
 	return c.validateJoint()
 }

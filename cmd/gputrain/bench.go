@@ -41,6 +41,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed calls before them, >= 0"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of the table"},
+			precisionFlag("precision of the GEMMs and of the training step's products"),
 		},
 		OnUsageError: usageError,
 		Action:       benchAction,
@@ -57,6 +58,7 @@ type benchOptions struct {
 	Loss          model.Loss
 	Reps, Warmup  int
 	Seed          uint64
+	Precision     model.Precision
 }
 
 // benchResult is one timed operation. Rates come from the median.
@@ -109,6 +111,9 @@ func benchAction(c *cli.Context) error {
 		return err
 	}
 	o.Loss = model.DefaultLoss(kind)
+	if o.Precision, err = model.ParsePrecision(c.String("precision")); err != nil {
+		return err
+	}
 	name := c.String("backend")
 	if err := checkBackend(name); err != nil {
 		return err
@@ -118,6 +123,9 @@ func benchAction(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
+	if err := model.CheckPrecision(be, o.Precision); err != nil {
+		return err
+	}
 	results, err := runBench(be, o)
 	if err != nil {
 		return fmt.Errorf("bench on %s: %w", be.Name(), err)
@@ -345,7 +353,13 @@ func runBenchSync(b model.Backend, o benchOptions, sync func() error) (res []ben
 		name   string
 		ta, tb bool
 	}{{"gemm NN", false, false}, {"gemm NT", false, true}, {"gemm TN", true, false}} {
-		if err := t.time(op.name, gemmShape, flops, 0, func() error { return b.Gemm(op.ta, op.tb, 1, gemmA[i], gemmB[i], 0, c) }); err != nil {
+		name := op.name
+		if o.Precision != model.FP32 {
+			name += " " + o.Precision.String()
+		}
+		if err := t.time(name, gemmShape, flops, 0, func() error {
+			return model.GemmAt(b, o.Precision, op.ta, op.tb, 1, gemmA[i], gemmB[i], 0, c)
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -405,6 +419,9 @@ func benchStep(b model.Backend, o benchOptions, a *benchAlloc, t *timer) error {
 		return err
 	}
 	defer em.Free()
+	if err := model.SetPrecision(em, b, o.Precision); err != nil {
+		return err
+	}
 	opt, err := model.NewOptimizer(b, model.DefaultConfig().Optimizer, em.Params())
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ func checkpointFlags() []cli.Flag {
 // resumableFlags are the train flags a resumed run may set to anything.
 // Every other setting comes from the checkpoint, and a flag that says
 // otherwise is refused (Checkpoint.Compatible).
-var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true}
+var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true, "precision": true}
 
 // prepareCheckpointing completes o for --resume and --save: with --resume
 // it reads the checkpoint, takes the run's settings from it (refusing flags
@@ -127,6 +127,7 @@ func mergeResumedConfig(c *cli.Context, flags, saved model.Config) model.Config 
 	set("weight-decay", func() { cfg.Optimizer.WeightDecay = flags.Optimizer.WeightDecay })
 	set("reduction", func() { cfg.Reduction = flags.Reduction })
 	set("seed", func() { cfg.Seed = flags.Seed })
+	set("precision", func() { cfg.Precision = flags.Precision })
 	return cfg
 }
 

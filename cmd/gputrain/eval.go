@@ -22,6 +22,7 @@ func inferenceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "batch", Value: 1000, Usage: "rows per forward pass, >= 1"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document instead of text"},
+		precisionFlag("precision of the matrix products (default: the checkpoint's)"),
 	}
 }
 
@@ -78,6 +79,9 @@ func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
 	}
 	ck, err := model.ReadCheckpoint(path)
 	if err != nil {
+		return nil, "", 0, err
+	}
+	if err := overridePrecision(c, &ck.Config); err != nil {
 		return nil, "", 0, err
 	}
 	return ck, backend, batch, nil

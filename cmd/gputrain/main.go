@@ -110,6 +110,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		precisionFlag("precision of the dense layers' matrix products"),
 	}, csvFlags()...)
 }
 
@@ -158,6 +159,9 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 		return runOptions{}, err
 	}
 	cfg.Seed = c.Uint64("seed")
+	if cfg.Precision, err = model.ParsePrecision(c.String("precision")); err != nil {
+		return runOptions{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return runOptions{}, err
 	}

@@ -300,3 +300,7 @@ struct gt_emu_kernel {
     long long static_shared;
 };
 }
+
+// sm_80 instructions of the tensor-core kernels: cp.async, cvt to TF32 and
+// bfloat16, mma.sync (issue 9).
+#include "emu_tensor.h"

@@ -2,7 +2,8 @@
 // Regenerate with: go generate ./device/emu
 
 // kernels/elementwise.cu sha256 09f2ad9744b693b18d2010945668cfeef3677093158afbd4b7a6a42204a4b416
-// kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/gemm_epilogue.cuh sha256 62639d333df88080525b81ecb32789fea6acb3f89c5de5f04daccf615a7c695a
+// kernels/gputrain.cuh sha256 44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81
 
 #include "emu.h"
 #include "../../kernels/elementwise.cu"

@@ -6,18 +6,22 @@
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm_tc[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_joint[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_reduce[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
+extern "C" const gt_emu_kernel gt_emu_table_testdata_tensor[];
 
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_elementwise,
     gt_emu_table_kernels_energyloss,
     gt_emu_table_kernels_gemm,
+    gt_emu_table_kernels_gemm_tc,
     gt_emu_table_kernels_joint,
     gt_emu_table_kernels_reduce,
     gt_emu_table_testdata_misc,
     gt_emu_table_testdata_reduce,
+    gt_emu_table_testdata_tensor,
     nullptr,
 };

@@ -2,7 +2,8 @@
 // Regenerate with: go generate ./device/emu
 
 // device/emu/testdata/reduce.cu sha256 51a4657acc1efb5ed430889162feeb69dc16804f66b3dc1f75095bf4e21d7ee8
-// kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/gemm_epilogue.cuh sha256 62639d333df88080525b81ecb32789fea6acb3f89c5de5f04daccf615a7c695a
+// kernels/gputrain.cuh sha256 44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81
 
 #include "emu.h"
 #include "testdata/reduce.cu"
