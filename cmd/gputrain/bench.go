@@ -80,6 +80,7 @@ type benchReport struct {
 	GOMAXPROCS int           `json:"gomaxprocs"`
 	Reps       int           `json:"reps"`
 	Warmup     int           `json:"warmup"`
+	Precision  string        `json:"precision"`
 	Results    []benchResult `json:"results"`
 }
 
@@ -131,7 +132,7 @@ func benchAction(c *cli.Context) error {
 		return fmt.Errorf("bench on %s: %w", be.Name(), err)
 	}
 	rep := benchReport{Backend: be.Name(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Reps: o.Reps, Warmup: o.Warmup, Results: results}
+		Reps: o.Reps, Warmup: o.Warmup, Precision: o.Precision.String(), Results: results}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -144,8 +145,8 @@ func benchAction(c *cli.Context) error {
 // right-aligned, columns two spaces apart (no field holds two spaces, so a
 // script can split on them).
 func printBench(w io.Writer, rep benchReport) error {
-	fmt.Fprintf(w, "# backend %s (%s/%s, GOMAXPROCS %d): %d calls per operation after %d warmup; rate from the median\n",
-		rep.Backend, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Reps, rep.Warmup)
+	fmt.Fprintf(w, "# backend %s (%s/%s, GOMAXPROCS %d), precision %s: %d calls per operation after %d warmup; rate from the median\n",
+		rep.Backend, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Precision, rep.Reps, rep.Warmup)
 	rows := [][]string{{"op", "shape", "median", "min", "rate"}}
 	for _, r := range rep.Results {
 		rate := "-"

@@ -230,8 +230,8 @@ func trainAction(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	w := c.App.Writer
-	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
-		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
+	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s%s\n",
+		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend, describePrecision(o.cfg))
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
 	}

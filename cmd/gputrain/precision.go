@@ -17,16 +17,25 @@ func precisionFlag(what string) cli.Flag {
 			" (fp32: float32 products; 3xtf32: float32 accuracy on tensor cores; tf32, bf16: operands rounded to 10 or 7 mantissa bits; all accumulate in float32)"}
 }
 
-// overridePrecision replaces cfg's precision (a checkpoint's) with
-// --precision when the flag was given.
-func overridePrecision(c *cli.Context, cfg *model.Config) error {
+// precisionOverride checks --precision and returns what it does to a
+// checkpoint's configuration: replace the precision when the flag was
+// given, nothing otherwise.
+func precisionOverride(c *cli.Context) (func(*model.Config), error) {
 	if !c.IsSet("precision") {
-		return nil
+		return func(*model.Config) {}, nil
 	}
 	p, err := model.ParsePrecision(c.String("precision"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cfg.Precision = p
-	return nil
+	return func(cfg *model.Config) { cfg.Precision = p }, nil
+}
+
+// describePrecision is ", precision P" for the run's header line, or ""
+// for the default fp32.
+func describePrecision(cfg model.Config) string {
+	if cfg.Precision == model.FP32 {
+		return ""
+	}
+	return ", precision " + cfg.Precision.String()
 }
