@@ -50,10 +50,15 @@ func (b *Backend) GemmPrecision(p model.Precision, transA, transB bool, alpha fl
 func (b *Backend) gemmPrecision(p model.Precision, transA, transB bool, m, n, k int, alpha float32, a, bd []float32, beta float32, c []float32) {
 	switch p {
 	case model.TF32, model.BF16:
-		b.gemm(transA, transB, m, n, k, alpha, roundAll(p, a), roundAll(p, bd), beta, c)
+		ra, rb := b.scratch(0, len(a)), b.scratch(1, len(bd))
+		b.roundInto(p, ra, a)
+		b.roundInto(p, rb, bd)
+		b.gemm(transA, transB, m, n, k, alpha, ra, rb, beta, c)
 	case model.TF32x3:
-		aHi, aLo := splitAll(a)
-		bHi, bLo := splitAll(bd)
+		aHi, aLo := b.scratch(0, len(a)), b.scratch(2, len(a))
+		bHi, bLo := b.scratch(1, len(bd)), b.scratch(3, len(bd))
+		b.splitInto(aHi, aLo, a)
+		b.splitInto(bHi, bLo, bd)
 		b.gemm(transA, transB, m, n, k, alpha, aLo, bHi, beta, c)
 		b.gemm(transA, transB, m, n, k, alpha, aHi, bLo, 1, c)
 		b.gemm(transA, transB, m, n, k, alpha, aHi, bHi, 1, c)
@@ -62,29 +67,36 @@ func (b *Backend) gemmPrecision(p model.Precision, transA, transB bool, m, n, k 
 	}
 }
 
-// roundAll returns a copy of x with every element rounded as p says.
-func roundAll(p model.Precision, x []float32) []float32 {
-	y := make([]float32, len(x))
-	switch p {
-	case model.TF32:
-		for i, v := range x {
-			y[i] = model.RoundTF32(v)
-		}
-	case model.BF16:
-		for i, v := range x {
-			y[i] = model.RoundBF16(v)
-		}
-	default:
-		copy(y, x)
+// scratch returns the backend's i-th rounding buffer, at least n long
+// (kept between calls, like the GEMM's packing buffers).
+func (b *Backend) scratch(i, n int) []float32 {
+	if len(b.precBuf[i]) < n {
+		b.precBuf[i] = make([]float32, n)
 	}
-	return y
+	return b.precBuf[i][:n]
 }
 
-// splitAll returns the 3xTF32 split of every element of x.
-func splitAll(x []float32) (hi, lo []float32) {
-	hi, lo = make([]float32, len(x)), make([]float32, len(x))
-	for i, v := range x {
-		hi[i], lo[i] = model.SplitTF32(v)
-	}
-	return hi, lo
+// roundInto sets dst to src rounded as p says, in parallel chunks.
+func (b *Backend) roundInto(p model.Precision, dst, src []float32) {
+	b.parallelRows(len(src), elemChunk, func(lo, hi int) {
+		d, s := dst[lo:hi], src[lo:hi]
+		if p == model.TF32 {
+			for i, v := range s {
+				d[i] = model.RoundTF32(v)
+			}
+		} else {
+			for i, v := range s {
+				d[i] = model.RoundBF16(v)
+			}
+		}
+	})
+}
+
+// splitInto sets hi, lo to the 3xTF32 split of src, in parallel chunks.
+func (b *Backend) splitInto(hi, lo, src []float32) {
+	b.parallelRows(len(src), elemChunk, func(l, h int) {
+		for i := l; i < h; i++ {
+			hi[i], lo[i] = model.SplitTF32(src[i])
+		}
+	})
 }
