@@ -111,7 +111,8 @@ __device__ __forceinline__ void gt_gemm_stash(float* S, const float (&r)[L][4], 
 }
 
 // gt_gemm_store writes the epilogue (gemm_epilogue.cuh: alpha * acc +
-// beta * C, then bias, activation or activation derivative as flags say)
+// beta * C, then bias, activation or activation derivative as flags say;
+// tanh in a second pass over the stored outputs)
 // of this thread's outputs (rows g*64 + 4 ty + i, columns g*64 + 4 tx + j
 // of the tile at (m0, n0)): 4 consecutive columns at a time, one 128-bit
 // access when C allows it (GT_GEMM_VEC_C) and they lie inside C. beta == 0
@@ -151,6 +152,14 @@ __device__ __forceinline__ void gt_gemm_store(const float (&acc)[BM / 16][BN / 1
                 }
             }
         }
+    }
+    if (flags & GT_EPI_TANH) {
+        gt_tanh_outputs(C, N, TM * TN, [&](int e, long long& m, long long& n) {
+            const int i = e / TN, j = e % TN;
+            m = m0 + (i / 4) * 64 + 4 * ty + i % 4;
+            n = n0 + (j / 4) * 64 + 4 * tx + j % 4;
+            return m < M && n < N;
+        });
     }
 }
 

@@ -65,14 +65,13 @@ __device__ __forceinline__ float gt_round_operand(float x, long long flags) {
     return x;
 }
 
-// gt_epilogue_tanh is tanhf kept out of line: the epilogue runs once per
-// output, and inlining tanhf at each of a thread's 64 outputs made each
-// GEMM kernel's code several times larger.
-static __device__ __noinline__ float gt_epilogue_tanh(float x) { return tanhf(x); }
-
 // gt_epilogue turns one accumulated product v (row m, column n of C) into
-// the value stored: alpha*v [+ beta*c] [+ alpha*bias[n]], then the
-// activation or the activation derivative. The expressions are those, in
+// the value stored: alpha*v [+ beta*c] [+ alpha*bias[n]], then ReLU or the
+// activation derivative. tanh is not applied here but by a second, rolled
+// loop over the thread's own outputs once they are stored
+// (gt_tanh_outputs): tanhf inlined at each of a thread's 64 unrolled
+// outputs made the kernels several times larger, and kept out of line its
+// calls made ptxas spill the live accumulators around them. The expressions are those, in
 // that order, of the SIMT store (gemm.cu) followed by gt_add_row_vector and
 // gt_relu/gt_tanh (or gt_relu_grad/gt_tanh_grad) of elementwise.cu, each
 // result rounded to float where theirs is stored, so that in the emulator
@@ -87,8 +86,6 @@ __device__ __forceinline__ float gt_epilogue(float v, float cin, long long m, lo
     if (flags & GT_EPI_BIAS) out += alpha * bias[n];
     if (flags & GT_EPI_RELU) {
         if (out < 0.0f) out = 0.0f;  // NaN stays NaN, as gt_relu
-    } else if (flags & GT_EPI_TANH) {
-        out = gt_epilogue_tanh(out);
     }
     if (flags & GT_EPI_DRELU) {
         if (!(aux[m * N + n] > 0.0f)) out = 0.0f;  // a select, as gt_relu_grad
@@ -128,5 +125,19 @@ __device__ __forceinline__ void gt_colsum_finish(double sum, double* scratch, lo
 #pragma unroll
         for (int r = 0; r < R; r++) s += scratch[r * BM + threadIdx.x];
         if (m0 + threadIdx.x < M) colsum[m0 + threadIdx.x] = (float)((double)alpha * s);
+    }
+}
+
+// gt_tanh_outputs applies tanhf in place to the n outputs of this thread
+// that out(i, &m, &col) names (false: outside C), after they are stored:
+// each thread reads back only what it wrote itself, so no barrier is
+// needed. The loop is not unrolled: one copy of tanhf per kernel, few live
+// registers.
+template <typename F>
+__device__ __forceinline__ void gt_tanh_outputs(float* __restrict__ C, long long N, int n, F out) {
+#pragma unroll 1
+    for (int i = 0; i < n; i++) {
+        long long m, col;
+        if (out(i, m, col)) C[m * N + col] = tanhf(C[m * N + col]);
     }
 }

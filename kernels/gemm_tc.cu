@@ -333,6 +333,15 @@ __device__ __forceinline__ void gt_tc_gemm_body(float* smem, long long M, long l
             }
         }
     }
+    if (flags & GT_EPI_TANH) {
+        // Output e: tile i = e / (4 NTI), j = (e / 4) % NTI, register v = e % 4.
+        gt_tanh_outputs(C, N, MT * NTI * 4, [&](int e, long long& m, long long& n) {
+            const int i = e / (4 * NTI), j = (e / 4) % NTI, v = e % 4;
+            m = m0 + wm0 + 16 * i + g + 8 * (v / 2);
+            n = n0 + wn0 + 8 * j + 2 * t + v % 2;
+            return m < M && n < N;
+        });
+    }
 }
 
 // GT_TC_RUN expands to a kernel's body: the dynamic shared memory, then the
@@ -350,7 +359,9 @@ __device__ __forceinline__ void gt_tc_gemm_body(float* smem, long long M, long l
 // kernels see them (as in gemm.cu). 128x128: 256 threads, two blocks per SM
 // (<= 128 registers), except 3xtf32, whose hi and lo fragments need more
 // than 128 registers (ptxas spilled at that bound): one block of 8 warps
-// per SM, each with 3 mma per step to hide latency; 64x64: 128 threads.
+// per SM, each with 3 mma per step to hide latency; 64x64: 128 threads
+// (3xtf32: at least 3 blocks per SM, which lets ptxas go past the 128
+// registers where it otherwise spilled).
 
 // ---- 128 x 128 ----
 
@@ -417,17 +428,17 @@ gt_tc_gemm_tn_tf32_64x64(long long M, long long N, long long K, double alpha, co
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     GT_TC_RUN(true, false, GT_TC_TF32, 64, 64, 32, 32);
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 3)
 gt_tc_gemm_nn_3xtf32_64x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     GT_TC_RUN(false, false, GT_TC_3XTF32, 64, 64, 32, 32);
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 3)
 gt_tc_gemm_nt_3xtf32_64x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     GT_TC_RUN(false, true, GT_TC_3XTF32, 64, 64, 32, 32);
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, 3)
 gt_tc_gemm_tn_3xtf32_64x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     GT_TC_RUN(true, false, GT_TC_3XTF32, 64, 64, 32, 32);
