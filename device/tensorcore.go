@@ -21,8 +21,8 @@ type TCTile int
 
 const (
 	TCTileAuto    TCTile = iota
-	TCTile64x64          // 4 warps of 32 x 32, 39-48 KiB of shared memory
-	TCTile128x128        // 8 warps of 64 x 32, 66-96 KiB (needs opt-in beyond 48 KiB)
+	TCTile64x64          // 4 warps of 32 x 32, 33-48 KiB of shared memory
+	TCTile128x128        // 4 warps of 64 x 64, 66-96 KiB (needs opt-in beyond 48 KiB)
 )
 
 func (t TCTile) String() string {
@@ -44,13 +44,8 @@ func (t TCTile) dims() (bm, bn int64) {
 	return 64, 64
 }
 
-// threads is the block size of the tile's kernels.
-func (t TCTile) threads() int {
-	if t == TCTile128x128 {
-		return 256
-	}
-	return 128
-}
+// threads is the block size of the tile's kernels: 4 warps for both.
+func (t TCTile) threads() int { return 128 }
 
 // The tensor-core kernels' pipeline: BK floats of k per stage, tcStages
 // stages (GT_TC_RUN in gemm_tc.cu).

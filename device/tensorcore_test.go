@@ -118,10 +118,10 @@ func TestTensorCoreDispatch(t *testing.T) {
 		{7, model.TF32, false, true, 130, 70, device.Options{}, 0, "gt_gemm_nt", 2, 256},
 		{7, model.BF16, false, false, 130, 70, device.Options{}, 0, "gt_gemm_nn", 2, 256},
 		{8, model.TF32, false, true, 130, 70, device.Options{NoTensorCores: true}, 0, "gt_gemm_nt", 2, 256},
-		{8, model.TF32, false, true, 130, 70, device.Options{TCTile: device.TCTile128x128}, h100Shared, "gt_tc_gemm_nt_tf32_128x128", 2, 256},
+		{8, model.TF32, false, true, 130, 70, device.Options{TCTile: device.TCTile128x128}, h100Shared, "gt_tc_gemm_nt_tf32_128x128", 2, 128},
 		// The automatic rule takes 128 x 128 only when it gives >= 128
 		// blocks and the shared memory allows it.
-		{8, model.TF32, false, true, 2048, 1024, device.Options{}, h100Shared, "gt_tc_gemm_nt_tf32_128x128", 128, 256},
+		{8, model.TF32, false, true, 2048, 1024, device.Options{}, h100Shared, "gt_tc_gemm_nt_tf32_128x128", 128, 128},
 		{8, model.TF32, false, true, 2048, 1024, device.Options{}, 0, "gt_tc_gemm_nt_tf32_64x64", 512, 128},
 		{8, model.TF32, false, true, 2048, 896, device.Options{}, h100Shared, "gt_tc_gemm_nt_tf32_64x64", 448, 128},
 	}

@@ -24,8 +24,17 @@
 // computes the same):
 //
 //   tile     BK  warps (m x n)  warp tile  threads  stages  shared memory
-//   128x128  16  2 x 4          64 x 32    256      4       78-84 KiB (opt-in)
-//   64x64    16  2 x 2          32 x 32    128      4       39-42 KiB
+//   128x128  16  2 x 2          64 x 64    128      4       66-96 KiB (opt-in)
+//   64x64    16  2 x 2          32 x 32    128      4       33-48 KiB
+//
+// Why 64 x 64 warp tiles: per 8 (tf32) or 16 (bf16) k a warp loads its A
+// fragments (4 per 16 rows) and B fragments (2 per 8 columns) from shared
+// memory; with a 64 x 64 warp tile that is 128 bytes of shared-memory
+// traffic per mma, with 64 x 32 it was 192, and an SM moves 128 bytes per
+// clock while its tensor cores finish about one m16n8k8 tf32 mma per clock:
+// the larger warp tile is what keeps the loads from capping the mma rate.
+// It costs registers (64 x 64 / 32 = 128 accumulators a lane; ptxas uses
+// 200-246 without spilling), hence 4 warps and two blocks per SM.
 //
 // Pipeline: STAGES - 1 slabs of BK are in flight (cp.async, 16-byte copies
 // where the operand allows 128-bit access, 4-byte ones otherwise, src-size
@@ -356,59 +365,56 @@ __device__ __forceinline__ void gt_tc_gemm_body(float* smem, long long M, long l
 #endif  // GT_HAVE_TENSOR_CORES
 
 // The entry points, spelled out so that tools scanning for extern "C"
-// kernels see them (as in gemm.cu). 128x128: 256 threads, two blocks per SM
-// (<= 128 registers), except 3xtf32, whose hi and lo fragments need more
-// than 128 registers (ptxas spilled at that bound): one block of 8 warps
-// per SM, each with 3 mma per step to hide latency; 64x64: 128 threads
-// (3xtf32: at least 3 blocks per SM, which lets ptxas go past the 128
-// registers where it otherwise spilled).
+// kernels see them (as in gemm.cu). Both tiles: 128 threads. 128x128: two
+// blocks per SM (<= 255 registers); 64x64: 3xtf32 at least 3 blocks per SM,
+// which lets ptxas go past the 128 registers where it otherwise spilled.
 
 // ---- 128 x 128 ----
 
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_nn_tf32_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(false, false, GT_TC_TF32, 128, 128, 64, 32);
+    GT_TC_RUN(false, false, GT_TC_TF32, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_nt_tf32_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(false, true, GT_TC_TF32, 128, 128, 64, 32);
+    GT_TC_RUN(false, true, GT_TC_TF32, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_tn_tf32_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(true, false, GT_TC_TF32, 128, 128, 64, 32);
+    GT_TC_RUN(true, false, GT_TC_TF32, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 1)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_nn_3xtf32_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(false, false, GT_TC_3XTF32, 128, 128, 64, 32);
+    GT_TC_RUN(false, false, GT_TC_3XTF32, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 1)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_nt_3xtf32_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(false, true, GT_TC_3XTF32, 128, 128, 64, 32);
+    GT_TC_RUN(false, true, GT_TC_3XTF32, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 1)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_tn_3xtf32_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(true, false, GT_TC_3XTF32, 128, 128, 64, 32);
+    GT_TC_RUN(true, false, GT_TC_3XTF32, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_nn_bf16_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(false, false, GT_TC_BF16, 128, 128, 64, 32);
+    GT_TC_RUN(false, false, GT_TC_BF16, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_nt_bf16_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(false, true, GT_TC_BF16, 128, 128, 64, 32);
+    GT_TC_RUN(false, true, GT_TC_BF16, 128, 128, 64, 64);
 }
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(128, 2)
 gt_tc_gemm_tn_bf16_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
         double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
-    GT_TC_RUN(true, false, GT_TC_BF16, 128, 128, 64, 32);
+    GT_TC_RUN(true, false, GT_TC_BF16, 128, 128, 64, 64);
 }
 
 // ---- 64 x 64 ----
