@@ -21,7 +21,7 @@ type TCTile int
 
 const (
 	TCTileAuto    TCTile = iota
-	TCTile64x64          // 4 warps of 32 x 32, 33-48 KiB of shared memory
+	TCTile64x64          // 4 warps of 32 x 32, 34-48 KiB of shared memory
 	TCTile128x128        // 4 warps of 64 x 64, 66-96 KiB (needs opt-in beyond 48 KiB)
 )
 

@@ -25,7 +25,7 @@
 //
 //   tile     BK  warps (m x n)  warp tile  threads  stages  shared memory
 //   128x128  16  2 x 2          64 x 64    128      4       66-96 KiB (opt-in)
-//   64x64    16  2 x 2          32 x 32    128      4       33-48 KiB
+//   64x64    16  2 x 2          32 x 32    128      4       34-48 KiB
 //
 // Why 64 x 64 warp tiles: per 8 (tf32) or 16 (bf16) k a warp loads its A
 // fragments (4 per 16 rows) and B fragments (2 per 8 columns) from shared
