@@ -324,3 +324,29 @@ func TestTCPDeadlineAndClose(t *testing.T) {
 	cs[0].Close()
 	cs[1].Close()
 }
+
+func TestFailedAndRankList(t *testing.T) {
+	cs := comm.Local(4)
+	got := make([][]int, 4)
+	err := commtest.RunGroup(cs, func(c comm.Comm) error {
+		var err error
+		got[c.Rank()], err = comm.Failed(c, c.Rank() == 1 || c.Rank() == 3)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, g := range got {
+		if !slices.Equal(g, []int{1, 3}) {
+			t.Fatalf("rank %d: failed ranks %v", r, g)
+		}
+	}
+	for _, tc := range []struct {
+		in   []int
+		want string
+	}{{nil, ""}, {[]int{0}, "0"}, {[]int{1, 3}, "1 and 3"}, {[]int{2, 10, 123}, "2, 10 and 123"}} {
+		if s := comm.RankList(tc.in); s != tc.want {
+			t.Errorf("RankList(%v) = %q, want %q", tc.in, s, tc.want)
+		}
+	}
+}

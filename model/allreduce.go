@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"strings"
 	"unsafe"
 
 	"github.com/gputrain/gputrain/comm"
@@ -170,17 +169,17 @@ func (t *Trainer) allReduceStep(shardLoss float64) (float64, error) {
 			off += p.Size()
 		}
 	}
-	var stopped []string
+	var stopped []int
 	for r, f := range buf[grads+1:] {
 		if f != 0 {
-			stopped = append(stopped, fmt.Sprint(r))
+			stopped = append(stopped, r)
 		}
 	}
 	if len(stopped) > 0 {
 		if d.ctx != nil && d.ctx.Err() != nil {
 			d.stop = d.ctx.Err()
 		} else {
-			d.stop = fmt.Errorf("rank %s stopped the run: %w", strings.Join(stopped, ", "), context.Canceled)
+			d.stop = fmt.Errorf("rank %s stopped the run: %w", comm.RankList(stopped), context.Canceled)
 		}
 	}
 	return float64(buf[grads]), nil
@@ -242,25 +241,15 @@ func (t *Trainer) checkAgreement(train, eval *Data) error {
 // agree makes every rank fail if any rank's err is not nil: this rank with
 // its own error, the others naming the ranks that failed.
 func (t *Trainer) agree(err error, what string) error {
-	c := t.dist.c
-	flags := make([]float32, c.Size())
-	if err != nil {
-		flags[c.Rank()] = 1
-	}
-	if aerr := c.AllReduceSum(flags); aerr != nil {
+	bad, aerr := comm.Failed(t.dist.c, err != nil)
+	if aerr != nil {
 		return errors.Join(err, aerr)
 	}
 	if err != nil {
 		return err
 	}
-	var bad []string
-	for r, f := range flags {
-		if f != 0 {
-			bad = append(bad, fmt.Sprint(r))
-		}
-	}
 	if len(bad) > 0 {
-		return fmt.Errorf("rank %s disagreed with rank 0 on %s (see its message)", strings.Join(bad, ", "), what)
+		return fmt.Errorf("rank %s disagreed with rank 0 on %s (see its message)", comm.RankList(bad), what)
 	}
 	return nil
 }

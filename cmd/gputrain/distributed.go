@@ -15,6 +15,11 @@ import (
 // several ranks. Only train runs data-parallel; see docs/DISTRIBUTED.md.
 var world comm.Comm
 
+// worldFor returns the communicator a train run on be uses: world, or in
+// the MPI+CUDA build an NCCL communicator bootstrapped over it when be is
+// the cuda backend (main_mpi_cuda.go).
+var worldFor = func(be model.Backend, stderr io.Writer) (comm.Comm, error) { return world, nil }
+
 // isRoot reports whether this process is rank 0, the one that prints,
 // writes checkpoints and metrics (always true in a plain run).
 func isRoot() bool { return world == nil || world.Rank() == 0 }

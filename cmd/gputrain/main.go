@@ -276,7 +276,11 @@ func epochLine(r model.EpochResult) string {
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
 func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
-	tr, err := model.NewDistributedTrainer(be, o.cfg, world, train, test)
+	c, err := worldFor(be, progress) // data parallel: distributed.go
+	if err != nil {
+		return nil, err
+	}
+	tr, err := model.NewDistributedTrainer(be, o.cfg, c, train, test)
 	if err != nil {
 		return nil, err
 	}

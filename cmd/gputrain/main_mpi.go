@@ -32,6 +32,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	rank, size := w.Rank(), w.Size()
+	if onMPIStart != nil {
+		onMPIStart(w)
+	}
 	if size > 1 {
 		stderr = newRankWriter(stderr, rank, size)
 		if commandOf(args) == "train" {
@@ -60,13 +63,28 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return finalize(w, code, stderr)
 	}
 	if code != 0 && size > 1 {
-		fmt.Fprintf(stderr, "gputrain: rank %d of %d failed (exit status %d): stopping all ranks\n", rank, size, code)
+		fmt.Fprintf(stderr, "gputrain: this rank failed (exit status %d): stopping all %d ranks (MPI_Abort)\n", code, size)
 		w.Abort(code)
 	}
 	return finalize(w, code, stderr)
 }
 
+// onMPIStart, when set (main_mpi_cuda.go), runs once MPI is up and before
+// the command: it gives each rank its own GPU.
+var onMPIStart func(w *mpi.World)
+
+// onMPIEnd, when set, runs before MPI_Finalize (closing NCCL).
+var onMPIEnd func() error
+
 func finalize(w *mpi.World, code int, stderr io.Writer) int {
+	if onMPIEnd != nil {
+		if err := onMPIEnd(); err != nil {
+			fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
+			if code == 0 {
+				code = exitError
+			}
+		}
+	}
 	if err := w.Finalize(); err != nil {
 		fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
 		if code == 0 {
