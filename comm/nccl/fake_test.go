@@ -342,4 +342,3 @@ func TestPTXIsFresh(t *testing.T) {
 		t.Fatal("sum.ptx is stale: run `go generate ./comm/nccl` and commit it")
 	}
 }
-
