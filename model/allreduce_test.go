@@ -478,3 +478,45 @@ func TestDistributedDivergenceStopsEveryRank(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDataParallelEpoch times one epoch of 12,800 MNIST rows (batch
+// 128) on 1 and 2 in-process ranks (comm.Local), each on a cpu backend with
+// one thread: the trainer's data-parallel overhead (gradient download,
+// all-reduce, upload) without MPI or process scheduling. docs/PERFORMANCE.md.
+func BenchmarkDataParallelEpoch(b *testing.B) {
+	train, _ := mnist(b)
+	train = train.Limit(12800)
+	for _, m := range []string{"linear", "mlp:256"} {
+		// ranks=1 has no communicator (the plain trainer); ranks=1+hook
+		// runs the all-reduce hook on one rank (download, upload).
+		for _, v := range []struct {
+			name string
+			n    int
+			hook bool
+		}{{"ranks=1", 1, false}, {"ranks=1+hook", 1, true}, {"ranks=2", 2, true}} {
+			b.Run(m+"/"+v.name, func(b *testing.B) {
+				cfg := model.DefaultConfig()
+				cfg.Model, cfg.Epochs = m, 1
+				for i := 0; i < b.N; i++ {
+					err := commtest.RunGroup(comm.Local(v.n), func(c comm.Comm) error {
+						be := cpu.NewWithThreads(1)
+						defer be.Close()
+						if !v.hook {
+							c = nil
+						}
+						tr, err := model.NewDistributedTrainer(be, cfg, c, train, nil)
+						if err != nil {
+							return err
+						}
+						defer tr.Close()
+						_, err = tr.TrainEpoch(context.Background())
+						return err
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

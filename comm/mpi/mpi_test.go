@@ -89,3 +89,27 @@ func TestBroadcastFromEveryRankAgrees(t *testing.T) {
 }
 
 var _ comm.Comm = world
+
+// BenchmarkAllReduce times the rank-order all-reduce at the gradient sizes
+// of docs/DISTRIBUTED.md (plus the trainer's tail of 1+N floats). Every rank
+// must run the same iterations: use a fixed -test.benchtime=Nx.
+func BenchmarkAllReduce(b *testing.B) {
+	if world == nil {
+		b.Skip("not started by mpirun (see TestMain)")
+	}
+	for _, tc := range []struct {
+		name string
+		n    int
+	}{{"linear-7850", 7850}, {"mlp256-203530", 203530}, {"head-K131072-D256", 131072*256 + 131072}} {
+		n := tc.n + 1 + world.Size()
+		buf := commtest.Input(1, world.Rank(), n)
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(4 * n))
+			for i := 0; i < b.N; i++ {
+				if err := world.AllReduceSum(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
