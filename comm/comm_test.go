@@ -2,6 +2,7 @@ package comm_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"slices"
@@ -179,38 +180,34 @@ func TestLocalDisagreementFailsEveryRank(t *testing.T) {
 	}
 }
 
-func TestLocalCloseReleasesTheOthers(t *testing.T) {
-	cs := comm.Local(3)
-	var errs [2]error
+// checkLeaving has the last rank of cs leave while the others wait in an
+// all-reduce: they must all return an error naming it, not hang.
+func checkLeaving(t *testing.T, cs []comm.Comm) {
+	t.Helper()
+	last := len(cs) - 1
+	errs := make([]error, last)
 	within(t, 10*time.Second, "ranks waiting for one that closed", func() {
 		var wg sync.WaitGroup
-		for i := 0; i < 2; i++ {
+		for i := range errs {
 			wg.Go(func() { errs[i] = cs[i].AllReduceSum(make([]float32, 4)) })
 		}
-		time.Sleep(20 * time.Millisecond)
-		cs[2].Close() // rank 2 fails and leaves
+		time.Sleep(50 * time.Millisecond)
+		cs[last].Close() // the last rank fails and leaves
 		wg.Wait()
 	})
 	for i, err := range errs {
-		if !errors.Is(err, comm.ErrClosed) || !strings.Contains(err.Error(), "rank 2 left") {
+		if !errors.Is(err, comm.ErrClosed) || !strings.Contains(err.Error(), fmt.Sprintf("rank %d left the group", last)) {
 			t.Errorf("rank %d: %v", i, err)
 		}
 	}
+}
+
+func TestLocalCloseReleasesTheOthers(t *testing.T) {
+	cs := comm.Local(3)
+	checkLeaving(t, cs)
 	if err := cs[0].Barrier(); !errors.Is(err, comm.ErrClosed) {
 		t.Errorf("a collective after the group closed: %v", err)
 	}
-}
-
-// freeAddr returns a localhost address nobody listens on (a moment ago).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // dialGroup connects size TCP ranks at addr, each in its own goroutine (rank
@@ -237,7 +234,7 @@ func dialGroup(t *testing.T, addr string, size int, job string) []comm.Comm {
 
 func TestTCPConformance(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 5} {
-		cs := dialGroup(t, freeAddr(t), n, "job-a")
+		cs := dialGroup(t, commtest.FreeAddr(t), n, "job-a")
 		if err := commtest.CheckGroup(cs); err != nil {
 			t.Errorf("%d ranks: %v", n, err)
 		}
@@ -248,7 +245,7 @@ func TestTCPConformance(t *testing.T) {
 }
 
 func TestTCPRefusesStrangers(t *testing.T) {
-	addr := freeAddr(t)
+	addr := commtest.FreeAddr(t)
 	done := make(chan error, 1)
 	var root comm.Comm
 	go func() {
@@ -293,34 +290,20 @@ func TestTCPRefusesStrangers(t *testing.T) {
 
 func TestTCPDeadlineAndClose(t *testing.T) {
 	// No rank 0: a leaf gives up at its deadline, naming the address.
-	addr := freeAddr(t)
+	addr := commtest.FreeAddr(t)
 	start := time.Now()
 	_, err := comm.DialTCP(addr, 1, 2, "", 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "no rank 0 at "+addr) || time.Since(start) > 5*time.Second {
 		t.Fatalf("dial without rank 0: %v after %v", err, time.Since(start))
 	}
 	// Rank 0 without the others gives up too.
-	_, err = comm.DialTCP(freeAddr(t), 0, 3, "", 300*time.Millisecond)
+	_, err = comm.DialTCP(commtest.FreeAddr(t), 0, 3, "", 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "1 of 3 ranks joined") {
 		t.Fatalf("rank 0 alone: %v", err)
 	}
 	// A rank that leaves makes the collective fail on the others, naming it.
-	cs := dialGroup(t, freeAddr(t), 3, "")
-	var errs [2]error
-	within(t, 10*time.Second, "TCP ranks waiting for one that closed", func() {
-		var wg sync.WaitGroup
-		for i := 0; i < 2; i++ {
-			wg.Go(func() { errs[i] = cs[i].AllReduceSum(make([]float32, 4)) })
-		}
-		time.Sleep(50 * time.Millisecond)
-		cs[2].Close()
-		wg.Wait()
-	})
-	for i, err := range errs {
-		if !errors.Is(err, comm.ErrClosed) || !strings.Contains(err.Error(), "rank 2 left the group") {
-			t.Errorf("rank %d: %v", i, err)
-		}
-	}
+	cs := dialGroup(t, commtest.FreeAddr(t), 3, "")
+	checkLeaving(t, cs)
 	cs[0].Close()
 	cs[1].Close()
 }

@@ -52,11 +52,15 @@ func sameData(train, eval *model.Data) func(int) (*model.Data, *model.Data) {
 	return func(int) (*model.Data, *model.Data) { return train, eval }
 }
 
-func grads(t testing.TB, b model.Backend, m model.EnergyModel) [][]float32 {
+// download returns every parameter's value, or its gradient.
+func download(t testing.TB, b model.Backend, m model.EnergyModel, grad bool) [][]float32 {
 	var out [][]float32
 	for _, p := range m.Params() {
-		v := make([]float32, p.Size())
-		if err := b.Download(v, p.Grad); err != nil {
+		v, src := make([]float32, p.Size()), p.Value
+		if grad {
+			src = p.Grad
+		}
+		if err := b.Download(v, src); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, v)
@@ -64,16 +68,12 @@ func grads(t testing.TB, b model.Backend, m model.EnergyModel) [][]float32 {
 	return out
 }
 
+func grads(t testing.TB, b model.Backend, m model.EnergyModel) [][]float32 {
+	return download(t, b, m, true)
+}
+
 func params(t testing.TB, b model.Backend, m model.EnergyModel) [][]float32 {
-	var out [][]float32
-	for _, p := range m.Params() {
-		v := make([]float32, p.Size())
-		if err := b.Download(v, p.Value); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
-	}
-	return out
+	return download(t, b, m, false)
 }
 
 // close32 reports the first element of got farther from want than tol

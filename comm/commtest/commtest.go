@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
+	"testing"
 
 	"github.com/gputrain/gputrain/comm"
 )
@@ -102,6 +104,19 @@ func Check(c comm.Comm) error {
 		}
 	}
 	return nil
+}
+
+// FreeAddr returns a localhost TCP address nobody listened on a moment ago,
+// for a TCP group's rank 0.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 // CheckGroup runs Check on every communicator of an in-process group, one

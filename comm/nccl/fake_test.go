@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,21 +215,10 @@ func TestFakeAllReduceIsTheRankOrderSum(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestFakeBootstrapOverTCP: the unique id travels over the TCP bootstrap
 // (processes without MPI); the fake NCCL then runs the all-reduce.
 func TestFakeBootstrapOverTCP(t *testing.T) {
-	addr := freeAddr(t)
+	addr := commtest.FreeAddr(t)
 	hosts := make([]comm.Comm, 3)
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
