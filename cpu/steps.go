@@ -209,12 +209,8 @@ func (b *Backend) FusedOptimizerStep(st model.StepState) error {
 	if err := s.requirePlan("FusedOptimizerStep"); err != nil {
 		return err
 	}
-	for i, p := range s.spec.Params {
-		for j, h := range append([]model.Mat{p.W, p.G}, p.State...) {
-			if _, err := b.mat(h, fmt.Sprintf("FusedOptimizerStep parameter %d (%s) tensor %d", i, p.Name, j)); err != nil {
-				return err
-			}
-		}
+	if err := s.checkParams(); err != nil {
+		return err
 	}
 	if s.halt {
 		return nil
@@ -283,4 +279,19 @@ func (r *readback) Wait() (model.StepReport, error) {
 	r.done = true
 	r.s.inFlight--
 	return r.rep, nil
+}
+
+// checkParams makes sure no tensor of the spec has been freed since
+// NewStepState, cheaply (this runs every step); an error names the tensor.
+func (s *stepState) checkParams() error {
+	for i, ms := range s.params {
+		for j, m := range ms {
+			if m.freed {
+				p := s.spec.Params[i]
+				_, err := s.b.mat(append([]model.Mat{p.W, p.G}, p.State...)[j], fmt.Sprintf("FusedOptimizerStep parameter %d (%s) tensor %d", i, p.Name, j))
+				return err
+			}
+		}
+	}
+	return nil
 }

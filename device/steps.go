@@ -51,9 +51,10 @@ var _ model.StepOps = (*Backend)(nil)
 
 // stepState is the device's model.StepState.
 type stepState struct {
-	b     *Backend
-	spec  model.StepSpec
-	freed bool
+	b      *Backend
+	spec   model.StepSpec
+	params [][]*Matrix // the spec's tensors, resolved
+	freed  bool
 	// mem holds, as int32/float32 words: ctl (ctlLen), losses (steps),
 	// sched (steps x schedFields), order (steps x batch).
 	mem                       Ptr
@@ -121,7 +122,7 @@ func (b *Backend) NewStepState(spec model.StepSpec) (model.StepState, error) {
 	}
 	spec.Params = append([]model.ParamSlots(nil), spec.Params...)
 	P := int64(len(spec.Params))
-	s := &stepState{b: b, spec: spec, ctlLen: ctlBad + P}
+	s := &stepState{b: b, spec: spec, params: params, ctlLen: ctlBad + P}
 	steps, batch := int64(spec.Steps), int64(spec.Batch)
 	s.lossOff = s.ctlLen
 	s.schedOff = s.lossOff + steps
@@ -346,12 +347,8 @@ func (b *Backend) FusedOptimizerStep(st model.StepState) error {
 	if err := s.requirePlan("FusedOptimizerStep"); err != nil {
 		return err
 	}
-	for i, p := range s.spec.Params {
-		for j, h := range append([]model.Mat{p.W, p.G}, p.State...) {
-			if _, err := b.mat(h, fmt.Sprintf("FusedOptimizerStep parameter %d (%s) tensor %d", i, p.Name, j)); err != nil {
-				return err
-			}
-		}
+	if err := s.checkParams(); err != nil {
+		return err
 	}
 	if s.vblocks == 0 {
 		return nil
@@ -456,4 +453,19 @@ func (r *readback) Wait() (model.StepReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// checkParams makes sure no tensor of the spec has been freed since
+// NewStepState, cheaply (this runs every step); an error names the tensor.
+func (s *stepState) checkParams() error {
+	for i, ms := range s.params {
+		for j, m := range ms {
+			if m.freed {
+				p := s.spec.Params[i]
+				_, err := s.b.mat(append([]model.Mat{p.W, p.G}, p.State...)[j], fmt.Sprintf("FusedOptimizerStep parameter %d (%s) tensor %d", i, p.Name, j))
+				return err
+			}
+		}
+	}
+	return nil
 }

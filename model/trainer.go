@@ -186,6 +186,7 @@ type Trainer struct {
 	// non-finite weights.
 	pipe     *pipeline
 	diverged error
+	checkBuf []float32 // checkWeights' download buffer
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -395,15 +396,19 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 func (t *Trainer) checkWeights() error {
 	var bad []string
 	for _, p := range t.Model.Params() {
-		v := make([]float32, p.Size())
+		if cap(t.checkBuf) < p.Size() {
+			t.checkBuf = make([]float32, p.Size())
+		}
+		v := t.checkBuf[:p.Size()]
 		if err := t.b.Download(v, p.Value); err != nil {
 			return err
 		}
+		var acc float32
 		for _, x := range v {
-			if x-x != 0 {
-				bad = append(bad, p.Name)
-				break
-			}
+			acc += x - x // 0 for every finite x, NaN otherwise
+		}
+		if acc != 0 {
+			bad = append(bad, p.Name)
 		}
 	}
 	if bad != nil {
