@@ -87,7 +87,9 @@ type pipeline struct {
 func (t *Trainer) usePipeline() (StepOps, bool) {
 	ops, ok := t.b.(StepOps)
 	_, builtin := t.Optimizer.(*optimizer)
-	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync
+	// Data parallel (allreduce.go): the host-synchronized step, whose
+	// all-reduce hook sits between backward and the optimizer step.
+	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.dist == nil
 }
 
 // newPipeline allocates the backend state of the trainer's loop.
@@ -152,6 +154,8 @@ func (t *Trainer) hostSyncReason() string {
 		return "the training data is streamed from the host"
 	case !builtin:
 		return "a custom Optimizer"
+	case t.dist != nil:
+		return "data parallel: the gradients are all-reduced between backward and the optimizer step"
 	}
 	return fmt.Sprintf("the %s backend has no StepOps", t.b.Name())
 }
