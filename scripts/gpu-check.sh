@@ -14,19 +14,24 @@
 # cannot eat the lease):
 #      1) the tests (-test.short): conformance suite (every precision, the
 #         tensor-core tiles forced), parity with the CPU backend per
-#         precision, bitwise determinism, MNIST cuda vs cpu; then one GEMM
-#         and fused loss with B x K > 2^31 elements;
-#      2) compute-sanitizer memcheck and racecheck on a reduced suite
+#         precision, bitwise determinism, the step modes and streams, MNIST
+#         cuda vs cpu; then one GEMM and fused loss with B x K > 2^31
+#         elements;
+#      2) BenchmarkGPU (copy, fused energy loss B=8192 K=32768/131072, GEMM
+#         4096^3 in fp32/3xtf32/tf32/bf16 with their errors, MNIST steps at
+#         batch 128 in each step mode and at tf32, linear step B=4096
+#         D=1024 K=32768);
+#      3) the same workloads in PyTorch (scripts/gpu_bench_torch.py: fp32
+#         and TF32 matmul, cross_entropy, the training steps);
+#      4) compute-sanitizer memcheck and racecheck on a reduced suite
 #         (TestSanitizerReduced: every GEMM kernel family, the fused dense
 #         operations, a training step);
-#      3) gputrain devices, and a short training with --backend cuda (tf32)
+#      5) the other packages' cuda tests (comm/nccl);
+#      6) gputrain devices, and a short training with --backend cuda (tf32)
 #         and cpu;
-#      4) BenchmarkGPU (copy, fused energy loss B=8192 K=32768/131072, GEMM
-#         4096^3 in fp32/3xtf32/tf32/bf16 with their errors, MNIST mlp:256
-#         step at batch 128, linear step B=4096 D=1024 K=32768);
-#      5) the same workloads in PyTorch (scripts/gpu_bench_torch.py: fp32
-#         and TF32 matmul, cross_entropy, the training steps), then the
-#         table: times, rates, ratios, and the issue's targets met or not.
+#      then the summary and the table: times, rates, ratios, and the
+#      issue's targets met or not. The benchmarks come before the slower
+#      checks so that a run short of time still has its table.
 # Logs go to $OUT if set, else gpucheck-out/; the table is printed last.
 # Exit status: nonzero when a test fails, a step times out or cannot run.
 set -uo pipefail
@@ -140,12 +145,16 @@ run() {
 	timeout 10 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
 	head -15 "$out/nvidia-smi.txt"
 	cat "$dir/MANIFEST" | tee "$out/manifest.txt"
+	# comm/nccl's one-rank NCCL check loads libnccl.so.2 at run time; the GPU
+	# machine has PyTorch's copy (scripts/find-nccl.sh, docs/DISTRIBUTED.md).
+	export GPUTRAIN_NCCL=${GPUTRAIN_NCCL:-$(bash scripts/find-nccl.sh)}
+	note "NCCL for comm/nccl: ${GPUTRAIN_NCCL:-none found (its NCCL tests skip)}"
 
 	# 1) Tests.
 	local log=$out/test-device_cuda.log
-	step "tests (conformance, parity, determinism, MNIST)" 150 "$log" \
-		"$tests" -test.v -test.short -test.count=1 -test.timeout=145s \
-		-test.run '^(TestConformance|TestConformanceSplitRows|TestDriver|TestParityGemm|TestParityGemmPrecision|TestParityEnergyLoss|TestDeterminism|TestPrecisionSuites|TestMNISTMatchesCPU)$'
+	step "tests (conformance, parity, determinism, MNIST)" 130 "$log" \
+		"$tests" -test.v -test.short -test.count=1 -test.timeout=125s \
+		-test.run '^(TestConformance|TestConformanceSplitRows|TestDriver|TestDriverStreams|TestParityGemm|TestParityGemmPrecision|TestParityEnergyLoss|TestDeterminism|TestPrecisionSuites|TestStepModesGPU|TestMNISTMatchesCPU)$'
 	if [ -f "$log" ]; then
 		note "    $(grep -c -- '--- PASS' "$log") passed, $(grep -c -- '--- FAIL' "$log") failed, $(grep -c -- '--- SKIP' "$log") skipped"
 		# On a GPU machine a test that skips for want of a GPU is a failure.
@@ -157,8 +166,15 @@ run() {
 	fi
 	step "B x K > 2^31 (GEMM fp32 and tf32, fused loss)" 60 "$out/test-beyond2to31.log" \
 		"$tests" -test.v -test.count=1 -test.timeout=55s -test.run '^TestBeyond2to31$'
+	# 2) Benchmarks (3 runs each; the report takes medians).
+	step "Go benchmarks" 100 "$out/bench-go.txt" \
+		"$tests" -test.run '^$' -test.bench 'BenchmarkGPU' -test.benchtime 10x -test.count 3
 
-	# 2) compute-sanitizer on the reduced suite.
+	# 3) PyTorch, same workloads, then the table.
+	step "PyTorch baselines" 90 "$out/bench-torch.log" \
+		python3 scripts/gpu_bench_torch.py bench "$out/bench-torch.json"
+
+	# 4) compute-sanitizer on the reduced suite.
 	if command -v compute-sanitizer >/dev/null 2>&1; then
 		for tool in memcheck racecheck; do
 			step "compute-sanitizer $tool (reduced suite)" 70 "$out/sanitizer-$tool.log" \
@@ -170,7 +186,20 @@ run() {
 		note "compute-sanitizer: FAIL: not installed here"
 	fi
 
-	# 3) The CLI on the GPU.
+	# 5) The other packages' cuda-tagged tests (comm/nccl: the one-rank NCCL
+	# communicator), whole, with -short.
+	local t name
+	for t in "$dir"/*.test; do
+		[ "$t" = "$tests" ] && continue
+		name=$(basename "$t" .test)
+		step "tests $name" 45 "$out/test-$name.log" "$t" -test.v -test.short -test.count=1 -test.timeout=40s
+		if [ -f "$out/test-$name.log" ] && grep -q 'needs a GPU' "$out/test-$name.log"; then
+			fail=1
+			note "tests $name: FAIL: tests skipped for want of a GPU on a GPU machine"
+		fi
+	done
+
+	# 6) The CLI on the GPU.
 	timeout 20 "$dir/gputrain" devices >"$out/devices.txt" 2>&1
 	cat "$out/devices.txt"
 	step "gputrain train --backend cuda --precision tf32" 40 "$out/train-cuda.txt" \
@@ -179,14 +208,6 @@ run() {
 	step "gputrain train --backend cpu" 40 "$out/train-cpu.txt" \
 		"$dir/gputrain" train --backend cpu --model mlp:256 --epochs 1 --seed 7 -q --save ""
 	[ -f "$out/train-cpu.txt" ] && note "    $(tail -1 "$out/train-cpu.txt")"
-
-	# 4) Benchmarks (3 runs each; the report takes medians).
-	step "Go benchmarks" 100 "$out/bench-go.txt" \
-		"$tests" -test.run '^$' -test.bench 'BenchmarkGPU' -test.benchtime 10x -test.count 3
-
-	# 5) PyTorch, same workloads, then the table.
-	step "PyTorch baselines" 90 "$out/bench-torch.log" \
-		python3 scripts/gpu_bench_torch.py bench "$out/bench-torch.json"
 
 	echo
 	echo "=== gpu-check summary ($(timeout 10 nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(($(date +%s) - start)) s) ==="
