@@ -20,10 +20,6 @@ import (
 // otherwise: the working directory, a name eval and predict default to.
 const defaultCheckpoint = "gputrain.safetensors"
 
-// exitInterrupted is the status of a run stopped by SIGINT or SIGTERM
-// after saving its checkpoint: 128 + SIGINT, as a shell reports Ctrl-C.
-const exitInterrupted = 130
-
 func checkpointFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "save", Value: defaultCheckpoint, Usage: "write the checkpoint (safetensors) here after every epoch and on Ctrl-C; \"\" saves nothing. With --resume the default is the resumed file"},
@@ -51,10 +47,10 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 		}
 		cfg := mergeResumedConfig(c, o.cfg, ck.Config)
 		if err := ck.Compatible(cfg); err != nil {
-			return nil, err
+			return nil, usage(err)
 		}
 		if c.IsSet("limit") && o.limit != ck.Data.Limit {
-			return nil, fmt.Errorf("limit %d contradicts the checkpoint %s, which was trained with limit %d", o.limit, path, ck.Data.Limit)
+			return nil, usagef("limit %d contradicts the checkpoint %s, which was trained with limit %d", o.limit, path, ck.Data.Limit)
 		}
 		o.limit = ck.Data.Limit
 		if !c.IsSet("data") {
@@ -66,13 +62,13 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 		// The label columns, like the data, come from the checkpoint: a
 		// joint CSV run resumes without --labels.
 		if o.csv, err = resumedLabels(o.csv, ck, o.data); err != nil {
-			return nil, err
+			return nil, usage(err)
 		}
 		if ck.Epoch > cfg.Epochs {
-			return nil, fmt.Errorf("the checkpoint %s has completed %d epochs, more than --epochs %d", path, ck.Epoch, cfg.Epochs)
+			return nil, usagef("the checkpoint %s has completed %d epochs, more than --epochs %d", path, ck.Epoch, cfg.Epochs)
 		}
 		if ck.Epoch == cfg.Epochs && ck.StepInEpoch == 0 {
-			return nil, fmt.Errorf("the checkpoint %s has completed %d of %d epochs; pass --epochs N with N > %d to train further", path, ck.Epoch, ck.Config.Epochs, ck.Epoch)
+			return nil, usagef("the checkpoint %s has completed %d of %d epochs; pass --epochs N with N > %d to train further", path, ck.Epoch, ck.Config.Epochs, ck.Epoch)
 		}
 		o.cfg, o.resume = cfg, ck
 		if !c.IsSet("save") {
@@ -131,7 +127,7 @@ func mergeResumedConfig(c *cli.Context, flags, saved model.Config) model.Config 
 }
 
 // interruptedError reports a run stopped by a signal after its checkpoint
-// was saved; run prints it and exits with exitInterrupted.
+// was saved; run prints it and exits with 128 + the signal (exitCode).
 type interruptedError struct {
 	sig         os.Signal
 	path        string

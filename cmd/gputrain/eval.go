@@ -58,23 +58,23 @@ func (l *loadedModel) close() {
 // inferenceOptions checks the shared flags and reads the checkpoint; the
 // backend is not opened yet (openModel), so that data errors come first.
 func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
-	if c.Args().Len() > 0 {
-		return nil, "", 0, fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return nil, "", 0, err
 	}
 	batch := c.Int("batch")
 	if batch < 1 {
-		return nil, "", 0, fmt.Errorf("batch must be >= 1, got %d", batch)
+		return nil, "", 0, usagef("batch must be >= 1, got %d", batch)
 	}
 	backend := c.String("backend")
 	if backend == autoBackend {
 		backend, _ = resolveAuto()
 	}
 	if err := checkBackend(backend); err != nil {
-		return nil, "", 0, err
+		return nil, "", 0, usage(err)
 	}
 	path := c.String("model")
 	if path == "" {
-		return nil, "", 0, fmt.Errorf("--model is empty: name a checkpoint written by gputrain train")
+		return nil, "", 0, usagef("--model is empty: name a checkpoint written by gputrain train")
 	}
 	ck, err := model.ReadCheckpoint(path)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,22 +16,26 @@ func main() {
 	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
 
-// exitError is the status of every failed run: usage errors and runtime
-// failures alike print one line and exit 2.
-const exitError = 2
-
 // run executes the command line args (args[0] is the program name) and
-// returns the exit status, without calling os.Exit, so tests can drive it.
+// returns the exit status (exit.go), without calling os.Exit, so tests can
+// drive it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+	return runApp(ctx, newApp(stdout, stderr), args, stderr)
+}
+
+// runApp runs app on args: an error is printed as one line, and a panic
+// becomes one line and a report file (crashed), never a stack dump.
+func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			code = crashed(v, stackOf(), args, stderr)
+		}
+	}()
 	if err := app.RunContext(ctx, args); err != nil {
 		fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
-		if ie := (*interruptedError)(nil); errors.As(err, &ie) {
-			return exitInterrupted
-		}
-		return exitError
+		return exitCode(err)
 	}
-	return 0
+	return exitOK
 }
 
 // oneLine keeps an error message to one line, whatever the wrapped errors say.
@@ -40,13 +43,14 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// usageError makes cli return flag-parsing errors instead of printing the
-// help text after them.
-func usageError(_ *cli.Context, err error, _ bool) error { return err }
+// usageError makes cli return flag-parsing errors, marked as usage errors,
+// instead of printing the help text after them.
+func usageError(_ *cli.Context, err error, _ bool) error { return usage(err) }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "gputrain",
+		Version:   model.Version,
 		Usage:     "train energy-based models (LeCun et al., A Tutorial on Energy-Based Learning)",
 		Writer:    stdout,
 		ErrWriter: stderr,
@@ -55,7 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:   usageError,
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return fmt.Errorf("unknown command %q (valid: train, eval, predict, losses, bench, demo, devices, help)", c.Args().First())
+				return unknownCommand(c.App, c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -83,6 +87,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+	finishApp(app)
+	return app
 }
 
 func lossFlag() cli.Flag {
@@ -137,15 +143,18 @@ type runOptions struct {
 // that can be checked before loading data. lossName "" means "not a flag of
 // this command" (NLL, only for the config to validate).
 func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
-	if c.Args().Len() > 0 {
-		return runOptions{}, fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return runOptions{}, err
+	}
+	if err := checkChoices(c, lossName); err != nil {
+		return runOptions{}, err
 	}
 	cfg := model.DefaultConfig()
 	cfg.Model = c.String("model")
 	cfg.Activation = c.String("activation")
 	kind, err := model.ParseLossKind(lossName)
 	if err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	cfg.Loss = model.Loss{Kind: kind, Beta: c.Float64("beta"), Margin: c.Float64("margin"), Gamma: c.Float64("gamma"), Delta: c.Float64("delta")}
 	cfg.Epochs = c.Int("epochs")
@@ -155,29 +164,55 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 	cfg.Optimizer.Momentum = c.Float64("momentum")
 	cfg.Optimizer.WeightDecay = c.Float64("weight-decay")
 	if cfg.Reduction, err = model.ParseReduction(c.String("reduction")); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	cfg.Seed = c.Uint64("seed")
 	if err := cfg.Validate(); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	o := runOptions{cfg: cfg, backend: c.String("backend"), data: c.String("data"), limit: c.Int("limit"), quiet: c.Bool("quiet")}
 	if o.limit < 0 {
-		return runOptions{}, fmt.Errorf("limit must be >= 0 (0: all rows), got %d", o.limit)
+		return runOptions{}, usagef("limit must be >= 0 (0: all rows), got %d", o.limit)
 	}
 	if o.backend == autoBackend {
 		o.backend, _ = resolveAuto() // so the output names the backend used
 	}
 	if err := checkBackend(o.backend); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	if err := checkDataPath(o.data); err != nil {
 		return runOptions{}, err
 	}
 	if o.csv, err = parseCSVLabels(c, o.data); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	return o, nil
+}
+
+// checkChoices refuses a mistyped choice among the flags c has (loss,
+// optimizer, reduction, activation), suggesting the one meant,
+// before the model package's own checks give the plain list.
+func checkChoices(c *cli.Context, lossName string) error {
+	if lossName != "" {
+		if err := checkChoice("loss", lossName, model.LossNames()); err != nil {
+			return err
+		}
+	}
+	for _, ch := range []struct {
+		flag, what string
+		choices    []string
+	}{
+		{"optimizer", "optimizer", model.OptimizerNames()},
+		{"reduction", "reduction", []string{"mean", "sum"}},
+		{"activation", "activation", model.ActivationNames()},
+	} {
+		if v := c.String(ch.flag); v != "" {
+			if err := checkChoice(ch.what, v, ch.choices); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // loadData returns the training set (limited) and the test set: an IDX

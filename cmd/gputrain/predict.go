@@ -233,11 +233,11 @@ func predictAction(c *cli.Context) error {
 	}
 	top := c.Int("top")
 	if top < 1 {
-		return fmt.Errorf("top must be >= 1, got %d", top)
+		return usagef("top must be >= 1, got %d", top)
 	}
 	in := c.String("input")
 	if in == "" {
-		return errors.New("--input is required: an IDX or CSV file of inputs")
+		return usagef("--input is required: an IDX or CSV file of inputs")
 	}
 	x, n, err := readInputs(in, ck)
 	if err != nil {
