@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/gputrain/gputrain/cpu"
-	"github.com/gputrain/gputrain/internal/suggest"
 	"github.com/gputrain/gputrain/device"
+	"github.com/gputrain/gputrain/internal/suggest"
 	"github.com/gputrain/gputrain/model"
 )
 
