@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,11 +15,12 @@ import (
 )
 
 // Version is the gputrain version written into every checkpoint.
-const Version = "0.5.0"
+const Version = "0.6.0"
 
 // CheckpointFormat identifies the layout of the tensors and metadata below
-// (metadata key "format"); a reader refuses other formats by name.
-const CheckpointFormat = "gputrain-checkpoint/1"
+// (metadata key "format"); a reader refuses other formats by name. Format 2
+// added the checksums and the training data's fingerprint (integrity.go).
+const CheckpointFormat = "gputrain-checkpoint/2"
 
 // Names of the trainer-state tensors of a checkpoint. Weights are named by
 // TensorName, optimizer state by "optimizer." + TensorName of its parameter
@@ -72,6 +72,13 @@ type Checkpoint struct {
 	StepInEpoch     int // steps of epoch Epoch+1 already taken (Ctrl-C mid-epoch)
 	OptimizerSteps  int
 	EpochLossSum    float64
+	// DataSHA256 is the fingerprint of the training data (DataFingerprint
+	// of the data given to the trainer, after any normalization).
+	DataSHA256 string
+	// AcceptOtherData lets Restore continue on training data whose
+	// fingerprint differs from DataSHA256 (same shape, other values): set
+	// it only when that is what is meant.
+	AcceptOtherData bool
 	rng             []byte
 	file            *safetensors.File
 }
@@ -156,6 +163,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 			return nil, fmt.Errorf("checkpoint: downloading %s: %w", p.Name, err)
 		}
 		name := TensorName(p.Name)
+		if err := nonFinite(name, v); err != nil {
+			return nil, t.notSaved(err)
+		}
 		r, c := p.Shape()
 		f.Tensors = append(f.Tensors, safetensors.Float32Tensor(name, tensorShape(name, r, c), v))
 	}
@@ -165,6 +175,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 			return nil, fmt.Errorf("checkpoint: downloading %s: %w", s.Name, err)
 		}
 		name := optimizerTensorName(s.Name)
+		if err := nonFinite(name, v); err != nil {
+			return nil, t.notSaved(err)
+		}
 		f.Tensors = append(f.Tensors, safetensors.Float32Tensor(name, tensorShape(name, s.Mat.Rows(), s.Mat.Cols()), v))
 	}
 	f.Tensors = append(f.Tensors,
@@ -227,7 +240,21 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["limit"] = strconv.Itoa(info.Limit)
 	md["test_fraction"] = fmtFloat(info.TestFraction)
 	md["normalization"] = norm
+	if t.dataSHA256 == "" {
+		t.dataSHA256 = DataFingerprint(t.train.Host)
+	}
+	md[metaDataSHA256] = t.dataSHA256
+	sealChecksums(f)
 	return f, nil
+}
+
+// notSaved explains why a checkpoint with non-finite weights is refused.
+func (t *Trainer) notSaved(err error) error {
+	where := fmt.Sprintf("after epoch %d", t.epoch)
+	if t.done > 0 {
+		where = fmt.Sprintf("in epoch %d after step %d", t.epoch+1, t.done)
+	}
+	return fmt.Errorf("checkpoint not saved: the weights %s are not finite, the run diverged: %w", where, err)
 }
 
 // Formulas of the "energy" metadata: what a reader without the docs needs
@@ -261,15 +288,7 @@ func (t *Trainer) SaveCheckpoint(path string, info DataInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := safetensors.WriteFileAtomic(path, f); err != nil {
-		return err
-	}
-	// The temporary file WriteFileAtomic renames is private (0600); a
-	// model file is for sharing, like any file the user creates.
-	if err := os.Chmod(path, 0o644); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return safetensors.WriteFileAtomic(path, f)
 }
 
 // ReadCheckpoint reads and decodes a checkpoint file; errors name it.
@@ -292,8 +311,11 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	md := f.Metadata
 	if md["format"] != CheckpointFormat {
-		if md["format"] == "" {
+		switch md["format"] {
+		case "":
 			return nil, fmt.Errorf("not a gputrain checkpoint (no %q metadata)", "format")
+		case "gputrain-checkpoint/1":
+			return nil, fmt.Errorf("format %q (gputrain 0.5, without checksums) is no longer read: retrain with gputrain %s", md["format"], Version)
 		}
 		return nil, fmt.Errorf("format %q is not %q (written by a different gputrain version?)", md["format"], CheckpointFormat)
 	}
@@ -472,6 +494,21 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	if _, ok := f.Tensor(fmt.Sprintf("layers.%d.weight", len(spec.Hidden)+1)); ok {
 		return nil, fmt.Errorf("tensor layers.%d.weight is not part of the model %v", len(spec.Hidden)+1, spec)
 	}
+	// Integrity last, so that a file of the wrong shape is named by what is
+	// wrong with it rather than by a checksum.
+	if err := verifyChecksums(f); err != nil {
+		return nil, err
+	}
+	c.DataSHA256 = md[metaDataSHA256]
+	for _, t := range f.Tensors {
+		if t.DType != safetensors.F32 {
+			continue
+		}
+		v, _ := t.Float32s()
+		if err := nonFinite(t.Name, v); err != nil {
+			return nil, fmt.Errorf("holds non-finite weights, so the run that wrote it had diverged and its model answers nothing: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -593,6 +630,12 @@ func (c *Checkpoint) Restore(t *Trainer) error {
 	}
 	if c.Epoch > t.cfg.Epochs || c.Epoch == t.cfg.Epochs && c.StepInEpoch > 0 {
 		return fmt.Errorf("the checkpoint %s has completed %d epochs, more than the %d asked for", c.Path, c.Epoch, t.cfg.Epochs)
+	}
+	if t.dataSHA256 == "" {
+		t.dataSHA256 = DataFingerprint(t.train.Host)
+	}
+	if t.dataSHA256 != c.DataSHA256 && !c.AcceptOtherData {
+		return fmt.Errorf("%w: the training data (%d rows of %d features, fingerprint %.12s) is not the data the checkpoint %s was trained on (fingerprint %.12s): same shape, other values", ErrOtherData, t.train.Host.N, t.train.Host.D, t.dataSHA256, c.Path, c.DataSHA256)
 	}
 	for _, p := range t.Model.Params() {
 		if err := c.loadTensor(t.b, TensorName(p.Name), p.Value); err != nil {

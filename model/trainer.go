@@ -169,6 +169,8 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// dataSHA256 caches DataFingerprint of the training data (integrity.go).
+	dataSHA256 string
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -304,6 +306,9 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		if t.OnStep != nil {
 			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: loss / float64(len(rows))})
 		}
+	}
+	if err := t.checkWeightsAfterEpoch(epoch, steps); err != nil {
+		return 0, err
 	}
 	t.epoch = epoch
 	t.epochRNG, _ = t.pcg.MarshalBinary()

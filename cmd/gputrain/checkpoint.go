@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gputrain/gputrain/dataset"
+	"github.com/gputrain/gputrain/internal/atomicfile"
 	"github.com/gputrain/gputrain/model"
 	"github.com/gputrain/gputrain/model/safetensors"
 )
@@ -24,13 +25,15 @@ func checkpointFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "save", Value: defaultCheckpoint, Usage: "write the checkpoint (safetensors) here after every epoch and on Ctrl-C; \"\" saves nothing. With --resume the default is the resumed file"},
 		&cli.StringFlag{Name: "resume", Usage: "continue the training run saved in this checkpoint; other flags may only raise --epochs or change --backend, --data (same data, moved), --save and output"},
+		&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing checkpoint (metrics file, plot) of another run; without it train refuses to"},
+		&cli.BoolFlag{Name: "resume-other-data", Usage: "with --resume: continue even though the training data differs from the data the checkpoint was trained on (its fingerprint)"},
 	}
 }
 
 // resumableFlags are the train flags a resumed run may set to anything.
 // Every other setting comes from the checkpoint, and a flag that says
 // otherwise is refused (Checkpoint.Compatible).
-var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true}
+var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true, "overwrite": true, "resume-other-data": true}
 
 // prepareCheckpointing completes o for --resume and --save: with --resume
 // it reads the checkpoint, takes the run's settings from it (refusing flags
@@ -71,6 +74,7 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 			return nil, usagef("the checkpoint %s has completed %d of %d epochs; pass --epochs N with N > %d to train further", path, ck.Epoch, ck.Config.Epochs, ck.Epoch)
 		}
 		o.cfg, o.resume = cfg, ck
+		ck.AcceptOtherData = c.Bool("resume-other-data")
 		if !c.IsSet("save") {
 			o.save = path
 		}
@@ -78,10 +82,17 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 			norm = &dataset.Normalizer{Mean: ck.Data.Mean, Std: ck.Data.Std}
 		}
 	}
+	if c.Bool("resume-other-data") && o.resume == nil {
+		return nil, usagef("--resume-other-data goes with --resume")
+	}
 	if o.save != "" {
 		if err := safetensors.CheckWritable(o.save); err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
+	}
+	var err error
+	if o.claims, err = claimOutputs(c, o); err != nil {
+		return nil, err
 	}
 	return norm, nil
 }
@@ -194,6 +205,25 @@ func startCheckpointing(ctx context.Context, o runOptions, tr *model.Trainer) (c
 		}
 	}()
 	return ctx, ck, nil
+}
+
+// checkSpace refuses to train when the file system of the checkpoint
+// cannot hold it: its real size (the trainer's checkpoint encoded now),
+// once more for each extra copy (the best checkpoint), is needed free, as
+// the new file is written beside the old one before replacing it.
+func (ck *checkpointer) checkSpace(copies int) error {
+	if ck == nil {
+		return nil
+	}
+	f, err := ck.tr.Checkpoint(ck.info)
+	if err != nil {
+		return err
+	}
+	size, err := safetensors.EncodedSize(f)
+	if err != nil {
+		return err
+	}
+	return atomicfile.CheckSpace(ck.path, size*int64(copies))
 }
 
 // epoch saves the checkpoint of a completed epoch; a failure cancels the

@@ -137,6 +137,13 @@ type runOptions struct {
 	info   model.DataInfo
 	// csv holds the label columns of a CSV --data (csvdata.go); nil: column 0.
 	csv *csvLabels
+	// testPath is the --test file ("": held out of --data or the IDX test
+	// split); best the path of the best checkpoint ("": none).
+	testPath, best string
+	// claims holds the locks on the run's outputs (outputs.go).
+	claims *claimed
+	// watch writes --metrics and --plot (watch.go); nil without them.
+	watch *watcher
 }
 
 // parseOptions turns the flags into runOptions and validates everything
@@ -229,6 +236,7 @@ func trainAction(c *cli.Context) error {
 		return err
 	}
 	norm, err := prepareCheckpointing(c, &o)
+	defer o.claims.release()
 	if err != nil {
 		return err
 	}
@@ -256,10 +264,8 @@ func trainAction(c *cli.Context) error {
 	}
 	defer wt.close()
 	o.keepMargins = wt.keepMargins()
-	// A failed metrics or plot write stops training: the run would
-	// otherwise go on unrecorded.
-	ctx, cancel := context.WithCancel(c.Context)
-	defer cancel()
+	o.watch = wt
+	ctx := c.Context
 	w := c.App.Writer
 	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
 		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
@@ -268,13 +274,7 @@ func trainAction(c *cli.Context) error {
 	}
 	_, err = trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
 		fmt.Fprintln(w, epochLine(r))
-		if wt.epoch(r) != nil {
-			cancel()
-		}
 	}, c.App.ErrWriter)
-	if werr := wt.errOrNil(); werr != nil {
-		return werr
-	}
 	if err != nil {
 		return err
 	}
@@ -318,10 +318,29 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	if err != nil {
 		return nil, err
 	}
+	copies := 1
+	if o.best != "" {
+		copies = 2
+	}
+	if err := ck.checkSpace(copies); err != nil {
+		return nil, err
+	}
+	// A failed metrics or plot write stops training: the run would
+	// otherwise go on unrecorded.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	bar := newProgress(progress, o.quiet, tr.StepsPerEpoch(), o.cfg.Epochs)
 	tr.OnStep = bar.step
 	tr.OnEpoch = func(r model.EpochResult) {
 		bar.done()
+		// The metrics line first, then the checkpoint: a kill between
+		// them leaves a line for an epoch the checkpoint lacks, which the
+		// resumed run drops and writes again (metrics.Resume); the other
+		// order would lose the line for good.
+		if err := o.watch.epoch(r); err != nil {
+			cancel(err)
+			return
+		}
 		ck.epoch(r) // before the epoch is reported: its line means it is saved
 		if onEpoch != nil {
 			onEpoch(r)
@@ -329,5 +348,8 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	}
 	res, err := tr.Run(ctx)
 	bar.done()
+	if werr := o.watch.errOrNil(); werr != nil {
+		return res, werr
+	}
 	return res, ck.finish(ctx, err)
 }

@@ -97,7 +97,7 @@ func TestShortTrainRun(t *testing.T) {
 
 func TestShortMLPRunWithOptions(t *testing.T) {
 	code, out, errs := runArgs("train", "--limit", "777", "--epochs", "2", "--model", "mlp:33", "--activation", "tanh",
-		"--loss", "hinge", "--margin", "2", "--optimizer", "momentum", "--lr", "0.01", "--batch", "31", "--quiet")
+		"--loss", "hinge", "--margin", "2", "--optimizer", "momentum", "--lr", "0.01", "--batch", "31", "--quiet", "--save", "")
 	if code != 0 {
 		t.Fatalf("exit status %d; stderr %q", code, errs)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -52,17 +51,14 @@ func newWatcher(c *cli.Context, o runOptions, trainRows int) (*watcher, error) {
 		}
 	}
 	if mp != "" {
-		if resuming {
-			if _, err := os.Stat(mp); err == nil {
-				old, err := metrics.Read(mp)
-				if err != nil {
-					return nil, err
-				}
-				wt.history = metrics.Latest(old)
-			}
-		}
 		var err error
-		if wt.w, err = metrics.Create(mp, resuming); err != nil {
+		if resuming {
+			var kept []metrics.Record
+			if wt.w, kept, err = metrics.Resume(mp, o.resume.Epoch); err != nil {
+				return nil, err
+			}
+			wt.history = metrics.Latest(kept)
+		} else if wt.w, err = metrics.Create(mp, false); err != nil {
 			return nil, err
 		}
 	}
