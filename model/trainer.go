@@ -223,7 +223,7 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	if t.bt, err = newBatcher(b, cfg.Batch, train.D); err != nil {
+	if t.bt, err = newBatcher(b, rowsPerStep(cfg.Batch, train.N), train.D); err != nil {
 		return nil, err
 	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x73687566)
@@ -241,7 +241,10 @@ func (t *Trainer) Config() Config { return t.cfg }
 func (t *Trainer) Epoch() int { return t.epoch }
 
 // StepsPerEpoch is ceil(N / Batch).
-func (t *Trainer) StepsPerEpoch() int { return (t.train.Host.N + t.cfg.Batch - 1) / t.cfg.Batch }
+func (t *Trainer) StepsPerEpoch() int {
+	r := rowsPerStep(t.cfg.Batch, t.train.Host.N)
+	return (t.train.Host.N + r - 1) / r
+}
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch

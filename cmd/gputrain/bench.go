@@ -112,6 +112,9 @@ func benchAction(c *cli.Context) error {
 		return usage(err)
 	}
 	o.Loss = model.DefaultLoss(kind)
+	if err := checkBenchMemory(o); err != nil {
+		return err
+	}
 	name := c.String("backend")
 	if err := checkBackend(name); err != nil {
 		return usage(err)

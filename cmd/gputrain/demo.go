@@ -88,6 +88,9 @@ func (o robotOptions) validate() error {
 	case !(o.noise >= 0):
 		return fmt.Errorf("noise must be >= 0, got %v", o.noise)
 	}
+	if err := checkBytes("simulating the robot's rows", o.train+o.test, 64); err != nil {
+		return err
+	}
 	if _, err := o.config(); err != nil {
 		return err
 	}

@@ -84,6 +84,9 @@ func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
 }
 
 func openModel(ck *model.Checkpoint, backend string, batch int) (*loadedModel, error) {
+	if err := checkInferenceMemory(ck, backend, batch); err != nil {
+		return nil, err
+	}
 	b, err := openBackend(backend)
 	if err != nil {
 		return nil, err
@@ -182,7 +185,7 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lm, err := openModel(ck, backend, batch)
+	lm, err := openModel(ck, backend, min(batch, s.N)) // a batch beyond the rows is all of them
 	if err != nil {
 		return err
 	}

@@ -304,6 +304,9 @@ func epochLine(r model.EpochResult) string {
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
 func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
+	if err := checkTrainMemory(o, train, test); err != nil {
+		return nil, err
+	}
 	tr, err := model.NewTrainer(be, o.cfg, train, test)
 	if err != nil {
 		return nil, err

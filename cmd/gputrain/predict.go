@@ -249,7 +249,7 @@ func predictAction(c *cli.Context) error {
 			return err
 		}
 	}
-	lm, err := openModel(ck, backend, batch)
+	lm, err := openModel(ck, backend, min(batch, n))
 	if err != nil {
 		return err
 	}
@@ -263,7 +263,7 @@ func predictAction(c *cli.Context) error {
 		return ""
 	}
 	rep := &predictReport{Checkpoint: ck.Path, Model: ck.Spec().String(), Input: in, Classes: k, Beta: beta}
-	err = model.Energies(lm.b, lm.m, x, n, batch, func(start int, e []float32) error {
+	err = model.Energies(lm.b, lm.m, x, n, lm.batch, func(start int, e []float32) error {
 		for r := 0; r*k < len(e); r++ {
 			ranked, _ := model.Rank(e[r*k:(r+1)*k], beta, top)
 			p := predictionJSON{Row: start + r}
@@ -279,7 +279,7 @@ func predictAction(c *cli.Context) error {
 		return err
 	}
 	if jm, ok := lm.m.(*model.JointModel); ok {
-		if err := addJointPredictions(rep, ck, lm.b, jm, x, n, batch); err != nil {
+		if err := addJointPredictions(rep, ck, lm.b, jm, x, n, lm.batch); err != nil {
 			return err
 		}
 	}

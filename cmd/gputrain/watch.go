@@ -42,7 +42,7 @@ func newWatcher(c *cli.Context, o runOptions, trainRows int) (*watcher, error) {
 	// A flag of another engineer's resume feature: "" when absent.
 	resuming := c.String("resume") != ""
 	wt := &watcher{metricsPath: mp, plotPath: pp, lossMargin: o.cfg.Loss.Margin,
-		stepsPerEpoch: (trainRows + o.cfg.Batch - 1) / o.cfg.Batch,
+		stepsPerEpoch: ceilDiv(trainRows, max(min(o.cfg.Batch, trainRows), 1)),
 		base: metrics.Record{Backend: o.backend, Model: specString(o.cfg), Loss: o.cfg.Loss.String(),
 			Optim: o.cfg.Optimizer.Name, LR: metrics.Float(o.cfg.Optimizer.LR), Batch: o.cfg.Batch}}
 	if pp != "" {
@@ -132,3 +132,6 @@ func (wt *watcher) close() error {
 	wt.w = nil // closed once, whether by the deferred call or the explicit one
 	return w.Close()
 }
+
+// ceilDiv is ceil(a / b) for a >= 0, b >= 1, without overflow.
+func ceilDiv(a, b int) int { return a/b + min(a%b, 1) }
