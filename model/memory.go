@@ -21,12 +21,12 @@ func MemoryEstimate(cfg Config, inputs, classes, trainRows, evalRows int) int64 
 	slots := map[string]float64{"sgd": 0, "momentum": 1, "adam": 2}[strings.ToLower(cfg.Optimizer.Name)]
 	batch := float64(min(max(cfg.Batch, 1), max(trainRows, 1)))
 	params, acts := layerSizes(spec, cfg.Vars, !cfg.NoPairwise, float64(inputs), float64(classes))
-	f := 4.0 // bytes per float32
-	total := params * (2 + slots) * f                                   // value, gradient, state
+	f := 4.0                                                                              // bytes per float32
+	total := params * (2 + slots) * f                                                     // value, gradient, state
 	total += (float64(trainRows) + 1 + float64(evalRows) + 1) * (float64(inputs) + 1) * f // data, labels
-	total += batch * (float64(inputs) + float64(NumStats) + 3) * f                      // batch rows, stats, labels
-	total += batch * acts * 3 * f                                                        // activations, their gradients, scratch
-	total += batch * float64(classes) * 2 * f                                            // energies and their gradient
+	total += batch * (float64(inputs) + float64(NumStats) + 3) * f                        // batch rows, stats, labels
+	total += batch * acts * 3 * f                                                         // activations, their gradients, scratch
+	total += batch * float64(classes) * 2 * f                                             // energies and their gradient
 	if total >= math.MaxInt64 {
 		return math.MaxInt64
 	}
