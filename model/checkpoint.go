@@ -54,9 +54,25 @@ type DataInfo struct {
 	// split. Nil: features are used as loaded.
 	Mean, Std []float32
 	// LabelColumns are the CSV label columns the model was trained on, as
-	// --label / --labels named them; nil: column 0. Several make the
-	// labels joint indices (see Config.Vars).
+	// --label / --labels named them; nil: the default column
+	// (dataset.LabelDefault). Several make the labels joint indices (see
+	// Config.Vars).
 	LabelColumns []string
+	// FeatureNames name the model's inputs in order, when the CSV file had
+	// a header; predict and eval match a file's columns to them by name.
+	FeatureNames []string
+	// CSVColumns and LabelIndex describe the training CSV file: its number
+	// of columns and the (0-based) label columns, so an input file in the
+	// training layout can drop them (0 and nil for IDX data).
+	CSVColumns int
+	LabelIndex []int
+	// SplitSeed seeds the shuffles that hold out TestFraction of a CSV
+	// file and ValFraction of the training rows (validation, evaluated
+	// after every epoch). TestSource, when set, is the --test file the
+	// test rows came from instead.
+	SplitSeed   uint64
+	ValFraction float64
+	TestSource  string
 }
 
 // Checkpoint is a decoded checkpoint: everything needed to rebuild the
@@ -79,6 +95,7 @@ type Checkpoint struct {
 	// fingerprint differs from DataSHA256 (same shape, other values): set
 	// it only when that is what is meant.
 	AcceptOtherData bool
+	early           earlyStopState
 	rng             []byte
 	file            *safetensors.File
 }
@@ -218,6 +235,21 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	if len(info.LabelColumns) > 0 {
 		md["label_columns"] = js(info.LabelColumns)
 	}
+	if len(info.FeatureNames) > 0 {
+		if len(info.FeatureNames) != inputs {
+			return nil, fmt.Errorf("checkpoint: %d feature names for %d inputs", len(info.FeatureNames), inputs)
+		}
+		md["feature_names"] = js(info.FeatureNames)
+	}
+	if info.CSVColumns > 0 {
+		md["csv_columns"] = strconv.Itoa(info.CSVColumns)
+		md["csv_label_index"] = js(info.LabelIndex)
+	}
+	md["split_seed"] = strconv.FormatUint(info.SplitSeed, 10)
+	md["val_fraction"] = fmtFloat(info.ValFraction)
+	if info.TestSource != "" {
+		md["test_source"] = info.TestSource
+	}
 	md["loss"] = c.Loss.Kind.String()
 	md["beta"] = fmtFloat(c.Loss.Beta)
 	md["margin"] = fmtFloat(c.Loss.Margin)
@@ -234,6 +266,11 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["batch"] = strconv.Itoa(c.Batch)
 	md["seed"] = strconv.FormatUint(c.Seed, 10)
 	md["reduction"] = c.Reduction.String()
+	md["lr_schedule"] = c.Schedule.String()
+	if c.EarlyStop.Patience > 0 {
+		md["early_stop"] = js(earlyStopJSON{c.EarlyStop.Monitor, c.EarlyStop.Patience, c.EarlyStop.MinDelta})
+		md["early_stop_state"] = js(earlyStateJSON{t.early.best, t.early.bestEpoch, t.early.stopped})
+	}
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.train.Host.N)
@@ -363,6 +400,20 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	if cfg.Reduction, err = ParseReduction(need("reduction")); err != nil {
 		errs = append(errs, err.Error())
 	}
+	if v, ok := md["lr_schedule"]; ok {
+		if cfg.Schedule, err = ParseSchedule(v); err != nil {
+			errs = append(errs, "metadata lr_schedule: "+err.Error())
+		}
+	}
+	if v, ok := md["early_stop"]; ok {
+		var e earlyStopJSON
+		var st earlyStateJSON
+		if json.Unmarshal([]byte(v), &e) != nil || json.Unmarshal([]byte(md["early_stop_state"]), &st) != nil {
+			errs = append(errs, "metadata early_stop / early_stop_state are not the JSON objects gputrain writes")
+		}
+		cfg.EarlyStop = EarlyStop{Monitor: e.Monitor, Patience: e.Patience, MinDelta: e.MinDelta}
+		c.early = earlyStopState{best: st.Best, bestEpoch: st.BestEpoch, stopped: st.Stopped}
+	}
 	if v, ok := md["vars"]; ok {
 		if err := json.Unmarshal([]byte(v), &cfg.Vars); err != nil {
 			errs = append(errs, "metadata vars is not a JSON list of integers")
@@ -387,6 +438,35 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 			errs = append(errs, "metadata label_columns is not a JSON list of strings")
 		}
 	}
+	if v, ok := md["feature_names"]; ok {
+		if err := json.Unmarshal([]byte(v), &d.FeatureNames); err != nil {
+			errs = append(errs, "metadata feature_names is not a JSON list of strings")
+		}
+	}
+	if v, ok := md["csv_columns"]; ok {
+		d.CSVColumns, _ = strconv.Atoi(v)
+		if err := json.Unmarshal([]byte(md["csv_label_index"]), &d.LabelIndex); err != nil || d.CSVColumns < 1 {
+			errs = append(errs, "metadata csv_columns / csv_label_index are not a column count and a JSON list of indices")
+		}
+		for _, i := range d.LabelIndex {
+			if i < 0 || i >= d.CSVColumns {
+				errs = append(errs, fmt.Sprintf("metadata csv_label_index %v outside the %d columns", d.LabelIndex, d.CSVColumns))
+				break
+			}
+		}
+	}
+	if v, ok := md["split_seed"]; ok {
+		if d.SplitSeed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			errs = append(errs, "metadata split_seed is not an unsigned integer")
+		}
+	}
+	if v, ok := md["val_fraction"]; ok {
+		d.ValFraction, _ = strconv.ParseFloat(v, 64)
+		if !(d.ValFraction >= 0 && d.ValFraction < 1) {
+			errs = append(errs, fmt.Sprintf("metadata val_fraction %q is not in [0, 1)", v))
+		}
+	}
+	d.TestSource = md["test_source"]
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -410,6 +490,9 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	}
 	if len(d.ClassNames) > c.Classes {
 		return nil, fmt.Errorf("metadata: %d class names for %d classes", len(d.ClassNames), c.Classes)
+	}
+	if d.FeatureNames != nil && len(d.FeatureNames) != c.Inputs {
+		return nil, fmt.Errorf("metadata: %d feature names for %d inputs", len(d.FeatureNames), c.Inputs)
 	}
 	switch md["normalization"] {
 	case "none", "":
@@ -605,6 +688,8 @@ func (c *Checkpoint) Compatible(cfg Config) error {
 	add("batch", cfg.Batch, want.Batch)
 	add("seed", cfg.Seed, want.Seed)
 	add("reduction", cfg.Reduction, want.Reduction)
+	add("lr schedule", cfg.Schedule, want.Schedule)
+	add("early stopping", cfg.EarlyStop, want.EarlyStop)
 	if len(ds) > 0 {
 		return fmt.Errorf("%s %s contradicts the checkpoint %s, which has %s", ds[0].what, ds[0].got, c.Path, ds[0].saved)
 	}
@@ -653,9 +738,28 @@ func (c *Checkpoint) Restore(t *Trainer) error {
 	t.epochRNG = append([]byte(nil), c.rng...)
 	t.Optimizer.SetSteps(c.OptimizerSteps)
 	t.epoch, t.done, t.doneLoss = c.Epoch, c.StepInEpoch, c.EpochLossSum
+	t.early = c.early
 	return nil
 }
 
 // Progress returns the completed epochs and the steps of the next epoch
 // already taken (nonzero after Run stopped mid-epoch on a done context).
 func (t *Trainer) Progress() (epochs, stepInEpoch int) { return t.epoch, t.done }
+
+type earlyStopJSON struct {
+	Monitor  string  `json:"monitor"`
+	Patience int     `json:"patience"`
+	MinDelta float64 `json:"min_delta"`
+}
+
+type earlyStateJSON struct {
+	Best      float64 `json:"best"`
+	BestEpoch int     `json:"best_epoch"`
+	Stopped   bool    `json:"stopped"`
+}
+
+// EarlyStopped reports whether the checkpoint's run was ended by early
+// stopping, and its best epoch.
+func (c *Checkpoint) EarlyStopped() (stopped bool, bestEpoch int) {
+	return c.early.stopped, c.early.bestEpoch
+}

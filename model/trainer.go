@@ -61,6 +61,12 @@ type Config struct {
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
 	StreamData bool
+	// Schedule varies the learning rate with the global step (schedule.go);
+	// the zero value keeps Optimizer.LR.
+	Schedule Schedule
+	// EarlyStop stops training when the held-out metric stops improving
+	// (earlystop.go); the zero value trains every epoch.
+	EarlyStop EarlyStop
 }
 
 // DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
@@ -116,6 +122,12 @@ func (c Config) Validate() error {
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
 	}
+	if err := c.Schedule.Validate(); err != nil {
+		return fmt.Errorf("learning-rate schedule: %w", err)
+	}
+	if err := c.EarlyStop.Validate(); err != nil {
+		return err
+	}
 	return c.validateJoint()
 }
 
@@ -126,6 +138,8 @@ type StepInfo struct {
 	Steps      int     // steps per epoch
 	GlobalStep int     // steps since the start of training
 	Loss       float64 // mean loss per row of the batch
+	Rows       int     // rows of the batch
+	LR         float64 // the learning rate of the step (Config.Schedule)
 }
 
 // EpochResult is passed to Trainer.OnEpoch and returned by Run.
@@ -137,6 +151,11 @@ type EpochResult struct {
 	Eval        *EvalResult
 	Seconds     float64 // training time of the epoch
 	EvalSeconds float64
+	// With Config.EarlyStop: Best marks the epoch whose held-out metric is
+	// the best so far, which is BestValue, reached at epoch BestEpoch.
+	Best      bool
+	BestEpoch int
+	BestValue float64
 }
 
 // Trainer trains an energy model on a data set uploaded once to a Backend.
@@ -171,6 +190,8 @@ type Trainer struct {
 	doneLoss float64
 	// dataSHA256 caches DataFingerprint of the training data (integrity.go).
 	dataSHA256 string
+	lr         float64        // the rate of the last step (schedule.go)
+	early      earlyStopState // earlystop.go
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -248,10 +269,11 @@ func (t *Trainer) StepsPerEpoch() int {
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch
-// loss (the error names the epoch and step), or when ctx is done.
+// loss (the error names the epoch and step), when ctx is done, or when
+// Config.EarlyStop says the held-out metric stopped improving.
 func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 	var out []EpochResult
-	for t.epoch < t.cfg.Epochs {
+	for t.epoch < t.cfg.Epochs && !t.early.stopped {
 		start := time.Now()
 		loss, err := t.TrainEpoch(ctx)
 		if err != nil {
@@ -267,6 +289,7 @@ func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 			r.Eval = &ev
 			r.EvalSeconds = time.Since(start).Seconds()
 		}
+		t.observeEarlyStop(&r)
 		out = append(out, r)
 		if t.OnEpoch != nil {
 			t.OnEpoch(r)
@@ -307,7 +330,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		total += loss
 		t.done, t.doneLoss = s+1, total
 		if t.OnStep != nil {
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: loss / float64(len(rows))})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: loss / float64(len(rows)), Rows: len(rows), LR: t.lr})
 		}
 	}
 	if err := t.checkWeightsAfterEpoch(epoch, steps); err != nil {
@@ -349,6 +372,9 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
 	}
 	if err := t.Model.Backward(e); err != nil {
+		return 0, err
+	}
+	if t.lr, err = t.scheduledLR(); err != nil {
 		return 0, err
 	}
 	return loss, t.Optimizer.Step()

@@ -476,7 +476,7 @@ func TestCommandsFailWithOneLine(t *testing.T) {
 		{rt, []string{"eval", "--model", garbage}, garbage},
 		{rt, []string{"eval", "--model", plain}, "not a gputrain checkpoint"},
 		{rt, []string{"eval", "--model", reshaped}, "tensor layers.0.weight is F32 [16 7], the model needs F32 [17 7]"},
-		{rt, []string{"eval", "--model", r.full, "--data", narrow}, "3 features per row"},
+		{rt, []string{"eval", "--model", r.full, "--data", narrow}, `has no column "f3", a feature of the model`},
 		{rt, []string{"eval", "--model", r.full, "--data", filepath.Join(dir, "nope")}, filepath.Join(dir, "nope")},
 		{rt, []string{"eval", "--model", r.full, "--data", strLabels}, "string labels"},
 		{u, []string{"eval", "--model", r.full, "--batch", "0"}, "batch must be >= 1"},

@@ -118,7 +118,7 @@ func evalSet(ck *model.Checkpoint, data string) (*dataset.Set, error) {
 		if err := checkDataPath(ck.Data.Source); err != nil {
 			return nil, fmt.Errorf("the data the checkpoint %s was trained on: %w (pass --data)", ck.Path, err)
 		}
-		_, s, err = loadSplitsWith(ck.Data.Source, checkpointLabels(ck))
+		_, s, err = loadSplitsWith(ck.Data.Source, checkpointLabels(ck), checkpointSplits(ck))
 	}
 	if err != nil {
 		return nil, err

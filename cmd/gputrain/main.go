@@ -116,7 +116,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}, csvFlags()...)
+	}, append(csvFlags(), splitFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -137,8 +137,10 @@ type runOptions struct {
 	info   model.DataInfo
 	// csv holds the label columns of a CSV --data (csvdata.go); nil: column 0.
 	csv *csvLabels
-	// testPath is the --test file ("": held out of --data or the IDX test
-	// split); best the path of the best checkpoint ("": none).
+	// splits says how the data is split (data.go); testPath is its --test
+	// file ("": held out of --data or the IDX test split); best the path
+	// of the best checkpoint ("": none).
+	splits         dataSplits
 	testPath, best string
 	// claims holds the locks on the run's outputs (outputs.go).
 	claims *claimed
@@ -193,6 +195,10 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 	if o.csv, err = parseCSVLabels(c, o.data); err != nil {
 		return runOptions{}, usage(err)
 	}
+	if o.splits, err = parseSplits(c); err != nil {
+		return runOptions{}, err
+	}
+	o.testPath = o.splits.test
 	return o, nil
 }
 
@@ -222,12 +228,15 @@ func checkChoices(c *cli.Context, lossName string) error {
 	return nil
 }
 
-// loadData returns the training set (limited) and the test set: an IDX
-// directory, the embedded MNIST, or a CSV file split and standardized (see
-// loadDataInfo in data.go).
-func loadData(o runOptions) (train, test *model.Data, err error) {
-	train, test, _, err = loadDataInfo(o, nil)
-	return train, test, err
+// loadData returns the training set (limited) and the set evaluated after
+// every epoch: an IDX directory, the embedded MNIST, or a CSV file split
+// and standardized (see loadDataInfo in data.go).
+func loadData(o runOptions) (train, eval *model.Data, err error) {
+	ld, err := loadDataInfo(o, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ld.train, ld.eval, nil
 }
 
 func trainAction(c *cli.Context) error {
@@ -247,11 +256,12 @@ func trainAction(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
-	train, test, info, err := loadDataInfo(o, norm)
+	ld, err := loadDataInfo(o, norm)
 	if err != nil {
 		return err
 	}
-	o.info = info
+	train, test := ld.train, ld.eval
+	o.info = ld.info
 	if err := o.applyJoint(); err != nil {
 		return err
 	}
