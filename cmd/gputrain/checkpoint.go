@@ -49,8 +49,19 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 			return nil, err
 		}
 		cfg := mergeResumedConfig(c, o.cfg, ck.Config)
+		if c.IsSet("lr-schedule") {
+			// Epochs in the flag are the checkpoint's epochs of steps.
+			s, err := resolveSchedule(o.scheduleSpec, stepsPerEpoch(ck.Config.Batch, ck.Data.TrainRows))
+			if err != nil {
+				return nil, usage(err)
+			}
+			cfg.Schedule = s
+		}
 		if err := ck.Compatible(cfg); err != nil {
 			return nil, usage(err)
+		}
+		if stopped, best := ck.EarlyStopped(); stopped {
+			return nil, usagef("the checkpoint %s is of a run that early stopping ended (its best epoch: %d): nothing to resume; its best checkpoint is %s", path, best, bestPath(path))
 		}
 		if c.IsSet("limit") && o.limit != ck.Data.Limit {
 			return nil, usagef("limit %d contradicts the checkpoint %s, which was trained with limit %d", o.limit, path, ck.Data.Limit)
@@ -81,6 +92,9 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 		if ck.Data.Mean != nil {
 			norm = &dataset.Normalizer{Mean: ck.Data.Mean, Std: ck.Data.Std}
 		}
+	}
+	if o.cfg.EarlyStop.Patience > 0 && o.save != "" {
+		o.best = bestPath(o.save)
 	}
 	if c.Bool("resume-other-data") && o.resume == nil {
 		return nil, usagef("--resume-other-data goes with --resume")
@@ -134,6 +148,8 @@ func mergeResumedConfig(c *cli.Context, flags, saved model.Config) model.Config 
 	set("weight-decay", func() { cfg.Optimizer.WeightDecay = flags.Optimizer.WeightDecay })
 	set("reduction", func() { cfg.Reduction = flags.Reduction })
 	set("seed", func() { cfg.Seed = flags.Seed })
+	set("early-stop", func() { cfg.EarlyStop = flags.EarlyStop })
+	set("monitor", func() { cfg.EarlyStop.Monitor = flags.EarlyStop.Monitor })
 	return cfg
 }
 
@@ -171,6 +187,7 @@ func (s signalCause) Error() string { return "interrupted by " + s.sig.String() 
 // checkpointer does nothing (no --save).
 type checkpointer struct {
 	path   string
+	best   string // where the best epoch's checkpoint goes ("": not kept)
 	info   model.DataInfo
 	tr     *model.Trainer
 	cancel context.CancelCauseFunc
@@ -194,7 +211,7 @@ func startCheckpointing(ctx context.Context, o runOptions, tr *model.Trainer) (c
 		return ctx, nil, nil
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	ck := &checkpointer{path: o.save, info: o.info, tr: tr, cancel: cancel, sigs: make(chan os.Signal, 1), quit: make(chan struct{})}
+	ck := &checkpointer{path: o.save, best: o.best, info: o.info, tr: tr, cancel: cancel, sigs: make(chan os.Signal, 1), quit: make(chan struct{})}
 	signal.Notify(ck.sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		select {
@@ -235,6 +252,13 @@ func (ck *checkpointer) epoch(r model.EpochResult) {
 	if err := ck.tr.SaveCheckpoint(ck.path, ck.info); err != nil {
 		ck.err = fmt.Errorf("saving the checkpoint after epoch %d: %w", r.Epoch, err)
 		ck.cancel(ck.err)
+		return
+	}
+	if r.Best && ck.best != "" {
+		if err := ck.tr.SaveCheckpoint(ck.best, ck.info); err != nil {
+			ck.err = fmt.Errorf("saving the best checkpoint after epoch %d: %w", r.Epoch, err)
+			ck.cancel(ck.err)
+		}
 	}
 }
 

@@ -177,7 +177,7 @@ func TestTrainResumeMatchesUninterrupted(t *testing.T) {
 	if !strings.Contains(out, "# resuming "+half+" after epoch 2, up to epoch 4") {
 		t.Errorf("no resume line:\n%s", out)
 	}
-	if n := strings.Count(out, "\nepoch "); n != 2 || !strings.Contains(out, "\nepoch   3 ") {
+	if n := strings.Count(out, "\nepoch "); n != 2 || !strings.Contains(out, "\nepoch 3/4 ") {
 		t.Errorf("want epoch lines 3 and 4:\n%s", out)
 	}
 	sameParams(t, half, r.full)

@@ -233,7 +233,7 @@ func loadDataInfo(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
 	}
 	ld := &loadedData{evalName: "test"}
 	if tr.Layout != "" {
-		ld.about = append(ld.about, fmt.Sprintf("# %s: %s", tr.Name, tr.Layout))
+		ld.about = append(ld.about, fmt.Sprintf("# %s: %s", datasetName(o.data), tr.Layout))
 	}
 	if o.limit > 0 && o.limit < tr.N {
 		if tr, err = tr.Subset(o.limit); err != nil {
@@ -304,18 +304,20 @@ func loadDataInfo(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
 	}
 	ld.train, ld.info = conv(tr), info
 	ld.eval = conv(te)
-	held := fmt.Sprintf("%d test rows", te.N)
+	var held []string
 	switch {
 	case sp.test != "":
-		held += " from " + sp.test
+		held = append(held, "test rows from "+sp.test)
 	case isCSVPath(o.data):
-		held += fmt.Sprintf(" (%g of the file, --split-seed %d)", sp.testFrac, sp.seed)
+		held = append(held, fmt.Sprintf("test rows %g of the file (--test-split), drawn by --split-seed %d", sp.testFrac, sp.seed))
+	default:
+		held = append(held, "test rows from the t10k files")
 	}
 	if va != nil {
 		ld.eval, ld.test, ld.evalName = conv(va), conv(te), "val"
-		held = fmt.Sprintf("%d validation rows (%g of the training rows), ", va.N, sp.valFrac) + held
+		held = append(held, fmt.Sprintf("%d validation rows (%g of the training rows, --val-split) evaluated after each epoch, the %d test rows at the end", va.N, sp.valFrac, te.N))
 	}
-	ld.about = append(ld.about, fmt.Sprintf("# %d training rows, %s; %d classes%s", tr.N, held, classes, classList(tr.ClassNames)))
+	ld.about = append(ld.about, fmt.Sprintf("# %d classes%s; %s", classes, classList(tr.ClassNames), strings.Join(held, "; ")))
 	ld.majority, ld.majorityRate = majorityClass(ld.eval, tr.ClassNames)
 	return ld, nil
 }
@@ -371,10 +373,14 @@ func checkClasses(train *dataset.Set, others []*dataset.Set, want int) (int, err
 		}
 	}
 	if len(missing) > 0 {
-		return 0, fmt.Errorf("class %s has no training rows, but labels must be 0..K-1 with every class present (K = %d, the largest label + 1): fix the labels, or pass --classes %d if the class is meant to be absent", clip.String(strings.Join(missing, ", ")), k, k)
+		what := "class " + clip.String(strings.Join(missing, ", ")) + " has"
+		if len(missing) > 1 {
+			what = "classes " + clip.String(strings.Join(missing, ", ")) + " have"
+		}
+		return 0, fmt.Errorf("%s no training rows, but labels must be 0..K-1 with every class present (K = %d, the largest label + 1): fix the labels, or pass --classes %d if that is meant", what, k, k)
 	}
 	if k < 2 {
-		return 0, fmt.Errorf("%s has one class (%s): there is nothing to decide; is the label column the right one?", train.Name, name(0))
+		return 0, fmt.Errorf("the training rows have one class (%s): there is nothing to decide; is the label column the right one? (--label NAME, INDEX, -1 or last)", name(0))
 	}
 	return k, nil
 }

@@ -21,7 +21,7 @@ import (
 // and the checkpoint is not written.
 func TestDivergedRunNotSaved(t *testing.T) {
 	ck := filepath.Join(t.TempDir(), "nan.safetensors")
-	code, out, errs := runArgs("train", "--optimizer", "sgd", "--lr", "1e38", "--limit", "128", "--reduction", "sum", "--epochs", "1", "--save", ck, "--quiet")
+	code, out, errs := runArgs("train", "--optimizer", "sgd", "--lr", "1e38", "--limit", "128", "--batch", "128", "--reduction", "sum", "--epochs", "1", "--save", ck, "--quiet")
 	if code != exitRuntime || !regexp.MustCompile(`epoch 1\b.*non-finite`).MatchString(errs) || strings.Count(errs, "\n") != 1 {
 		t.Errorf("exit %d, stderr %q", code, errs)
 	}

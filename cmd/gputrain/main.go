@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -116,7 +118,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}, append(csvFlags(), splitFlags()...)...)
+	}, append(append(csvFlags(), splitFlags()...), loopFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -142,10 +144,18 @@ type runOptions struct {
 	// of the best checkpoint ("": none).
 	splits         dataSplits
 	testPath, best string
+	// scheduleSpec is --lr-schedule, resolved once the steps per epoch
+	// are known (schedule.go); defaults says what small-data defaults
+	// chose ("" when none applied, defaults.go).
+	scheduleSpec, defaults string
 	// claims holds the locks on the run's outputs (outputs.go).
 	claims *claimed
 	// watch writes --metrics and --plot (watch.go); nil without them.
 	watch *watcher
+	// finalTest is evaluated once after training (the test set, when the
+	// epochs are evaluated on a validation set); nil otherwise.
+	finalTest *model.Data
+	evalName  string // what the epochs are evaluated on: "test" or "val"
 }
 
 // parseOptions turns the flags into runOptions and validates everything
@@ -199,6 +209,9 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 		return runOptions{}, err
 	}
 	o.testPath = o.splits.test
+	if err := parseLoop(c, &o); err != nil {
+		return runOptions{}, err
+	}
 	return o, nil
 }
 
@@ -265,6 +278,10 @@ func trainAction(c *cli.Context) error {
 	if err := o.applyJoint(); err != nil {
 		return err
 	}
+	if err := o.finishConfig(c, train.N); err != nil {
+		return err
+	}
+	o.finalTest, o.evalName = ld.test, ld.evalName
 	if err := checkResumedData(o, train); err != nil {
 		return err
 	}
@@ -277,13 +294,17 @@ func trainAction(c *cli.Context) error {
 	o.watch = wt
 	ctx := c.Context
 	w := c.App.Writer
-	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
-		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
+	fmt.Fprintln(w, headerLine(o, train.N, test.N, ld.evalName))
+	for _, l := range ld.about {
+		fmt.Fprintln(w, l)
+	}
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
 	}
-	_, err = trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
-		fmt.Fprintln(w, epochLine(r))
+	var last model.EpochResult
+	res, err := trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
+		fmt.Fprintln(w, epochLine(r, o.cfg.Epochs, ld.evalName))
+		last = r
 	}, c.App.ErrWriter)
 	if err != nil {
 		return err
@@ -291,7 +312,35 @@ func trainAction(c *cli.Context) error {
 	if o.save != "" {
 		fmt.Fprintf(w, "# checkpoint saved to %s\n", o.save)
 	}
+	for _, l := range res.summary(o, ld) {
+		fmt.Fprintln(w, l)
+	}
+	if o.quiet {
+		return wt.close()
+	}
+	if warn := shortRunWarning(o.cfg, train.N); warn != "" {
+		fmt.Fprintln(c.App.ErrWriter, warn)
+	}
+	if e := last.Eval; e != nil && ld.majorityRate > 0 && e.Accuracy <= ld.majorityRate && train.Classes > 1 {
+		fmt.Fprintf(c.App.ErrWriter, "gputrain: warning: %s accuracy %.4f is no better than always answering the most frequent class, %s (%.4f of the rows): the model learned nothing useful; more epochs, another --lr or --model may help\n",
+			ld.evalName, e.Accuracy, ld.majority, ld.majorityRate)
+	}
 	return wt.close()
+}
+
+// headerLine is train's first line: the model, the data sizes and every
+// setting that decides the run, with what the small-data defaults chose.
+func headerLine(o runOptions, trainRows, evalRows int, evalName string) string {
+	epochs := fmt.Sprintf("%d epochs", o.cfg.Epochs)
+	if o.defaults != "" {
+		epochs += " (" + o.defaults + ")"
+	}
+	sched := ""
+	if !o.cfg.Schedule.IsConstant() {
+		sched = " " + o.cfg.Schedule.String()
+	}
+	return fmt.Sprintf("# %s%s on %d training rows, %d %s rows; loss %v, %s lr %g%s, batch %d, %s, backend %s",
+		specString(o.cfg), describeJoint(o.cfg), trainRows, evalRows, evalName, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend)
 }
 
 func specString(cfg model.Config) string {
@@ -302,10 +351,40 @@ func specString(cfg model.Config) string {
 	return s.String()
 }
 
-func epochLine(r model.EpochResult) string {
-	e := r.Eval
-	return fmt.Sprintf("epoch %3d  train loss %9.4f  test acc %.4f  test NLL %8.4f  mean margin %8.3f  margin violations %.4f  %6.1fs",
-		r.Epoch, r.TrainLoss, e.Accuracy, e.NLL, e.Margin, e.Violations, r.Seconds+r.EvalSeconds)
+// epochLine is one epoch's line on stdout, within 80 columns: the mean
+// training loss, then the held-out accuracy, NLL at beta and mean margin
+// E_I - E_C, the time, and a * on the best epoch so far (--early-stop).
+// --metrics has every other statistic.
+func epochLine(r model.EpochResult, epochs int, evalName string) string {
+	s := fmt.Sprintf("epoch %*d/%d  loss %s", len(strconv.Itoa(epochs)), r.Epoch, epochs, g4(r.TrainLoss))
+	if e := r.Eval; e != nil {
+		s += fmt.Sprintf(" | %s acc %.4f  NLL %s  margin %s", evalName, e.Accuracy, g4(e.NLL), g4(e.Margin))
+	}
+	s += "  " + seconds(r.Seconds+r.EvalSeconds)
+	if r.Best {
+		s += " *"
+	}
+	return s
+}
+
+// g4 writes a statistic in at most 9 columns: 4 decimals while that fits,
+// 4 significant digits beyond.
+func g4(v float64) string {
+	if a := math.Abs(v); a < 1000 {
+		return strconv.FormatFloat(v, 'f', 4, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}
+
+// seconds writes a duration: "0.2s", "12.3s", "2m05s", "1h02m".
+func seconds(s float64) string {
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", int(s)/60, int(s)%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(s)/3600, int(s)%3600/60)
 }
 
 // trainRun trains o.cfg on train with the open backend be (o.backend),
@@ -313,7 +392,7 @@ func epochLine(r model.EpochResult) string {
 // unless o.quiet or progress is not a terminal. It returns the epochs
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
-func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
+func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) (*trainResult, error) {
 	if err := checkTrainMemory(o, train, test); err != nil {
 		return nil, err
 	}
@@ -342,7 +421,10 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	// otherwise go on unrecorded.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	bar := newProgress(progress, o.quiet, tr.StepsPerEpoch(), o.cfg.Epochs)
+	bar := newProgress(progress, o.quiet, tr.StepsPerEpoch(), o.cfg.Epochs, test)
+	if o.evalName != "" {
+		bar.evalName = o.evalName
+	}
 	tr.OnStep = bar.step
 	tr.OnEpoch = func(r model.EpochResult) {
 		bar.done()
@@ -359,10 +441,15 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 			onEpoch(r)
 		}
 	}
-	res, err := tr.Run(ctx)
+	epochs, err := tr.Run(ctx)
 	bar.done()
+	res := &trainResult{epochs: epochs}
 	if werr := o.watch.errOrNil(); werr != nil {
 		return res, werr
 	}
-	return res, ck.finish(ctx, err)
+	if err := ck.finish(ctx, err); err != nil {
+		return res, err
+	}
+	res.stopped, res.bestEpoch, res.best = tr.EarlyStopped()
+	return res, res.finalTest(o, be, tr)
 }

@@ -16,7 +16,7 @@ func TestHugeSizesFromFlags(t *testing.T) {
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "ck.safetensors")
 	out := mustRun(t, "train", "--batch", "9223372036854775807", "--limit", "200", "--epochs", "1", "--quiet", "--save", ck)
-	if !strings.Contains(out, "epoch   1") {
+	if !strings.Contains(out, "epoch 1/1") {
 		t.Errorf("no epoch line:\n%s", out)
 	}
 	mustRun(t, "train", "--batch", "1000000000", "--limit", "200", "--epochs", "1", "--quiet", "--save", "")
