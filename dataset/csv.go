@@ -450,6 +450,9 @@ func decodeCSV(in *input, name string, opts CSVOptions) (*Set, error) {
 		s.Layout += " (" + strings.Join(notes, "; ") + ")"
 	}
 	s.LabelColumns = labelCols
+	if colNames != nil {
+		s.LabelNames = slices.Clone(varNames)
+	}
 	if nv == 1 {
 		s.Y, s.Classes, s.ClassNames = ids[0], varClasses[0], varClassNames[0]
 	}

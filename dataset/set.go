@@ -40,8 +40,10 @@ type Set struct {
 	// layout, which column is the label and why. For the first line a
 	// command prints.
 	Layout string
-	// LabelColumns are the CSV columns (0-based) the labels came from.
+	// LabelColumns are the CSV columns (0-based) the labels came from, and
+	// LabelNames their header names (nil without a header).
 	LabelColumns []int
+	LabelNames   []string
 
 	// Labels, set when the set was loaded with several label variables
 	// (CSVOptions.LabelColumns), holds one value per variable for each row:
@@ -140,6 +142,7 @@ func (s *Set) Clone() *Set {
 	c.ClassNames = slices.Clone(s.ClassNames)
 	c.FeatureNames = slices.Clone(s.FeatureNames)
 	c.LabelColumns = slices.Clone(s.LabelColumns)
+	c.LabelNames = slices.Clone(s.LabelNames)
 	c.VarClasses = slices.Clone(s.VarClasses)
 	c.VarNames = slices.Clone(s.VarNames)
 	if s.Labels != nil {
@@ -199,6 +202,7 @@ func (s *Set) Select(idx []int) (*Set, error) {
 	c.ClassNames = slices.Clone(s.ClassNames)
 	c.FeatureNames = slices.Clone(s.FeatureNames)
 	c.LabelColumns = slices.Clone(s.LabelColumns)
+	c.LabelNames = slices.Clone(s.LabelNames)
 	c.VarClasses = slices.Clone(s.VarClasses)
 	c.VarNames = slices.Clone(s.VarNames)
 	c.VarClassNames = slices.Clone(s.VarClassNames) // inner slices are read-only names

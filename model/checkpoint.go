@@ -66,6 +66,7 @@ type DataInfo struct {
 	// training layout can drop them (0 and nil for IDX data).
 	CSVColumns int
 	LabelIndex []int
+	LabelNames []string // the label columns' header names, when it had one
 	// SplitSeed seeds the shuffles that hold out TestFraction of a CSV
 	// file and ValFraction of the training rows (validation, evaluated
 	// after every epoch). TestSource, when set, is the --test file the
@@ -244,6 +245,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	if info.CSVColumns > 0 {
 		md["csv_columns"] = strconv.Itoa(info.CSVColumns)
 		md["csv_label_index"] = js(info.LabelIndex)
+	}
+	if len(info.LabelNames) > 0 {
+		md["csv_label_names"] = js(info.LabelNames)
 	}
 	md["split_seed"] = strconv.FormatUint(info.SplitSeed, 10)
 	md["val_fraction"] = fmtFloat(info.ValFraction)
@@ -453,6 +457,11 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 				errs = append(errs, fmt.Sprintf("metadata csv_label_index %v outside the %d columns", d.LabelIndex, d.CSVColumns))
 				break
 			}
+		}
+	}
+	if v, ok := md["csv_label_names"]; ok {
+		if err := json.Unmarshal([]byte(v), &d.LabelNames); err != nil {
+			errs = append(errs, "metadata csv_label_names is not a JSON list of strings")
 		}
 	}
 	if v, ok := md["split_seed"]; ok {

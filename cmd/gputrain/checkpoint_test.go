@@ -456,7 +456,7 @@ func TestCommandsFailWithOneLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	narrow := writeBlobsCSV(t, dir, 30, 3, 4, 1)
-	wide := write("wide.csv", "1,2,3,4,5,6,7,8\n")
+	wide := write("wide.csv", "1,2,3,4,5,6,7,8,9\n")
 	nan := write("nan.csv", "1,2,3,4,5,6,7\n1,2,x,4,5,6,7\n")
 	labels := filepath.Join(dir, "labels-idx1-ubyte")
 	if err := dataset.WriteIDX(labels, dataset.IDXUint8, []int{3}, []float64{1, 2, 3}); err != nil {
@@ -486,7 +486,7 @@ func TestCommandsFailWithOneLine(t *testing.T) {
 		{u, []string{"predict", "--model", r.full}, "--input is required"},
 		{rt, []string{"predict", "--model", r.full, "--input", missing}, missing},
 		{rt, []string{"predict", "--model", r.full, "--input", dir}, "is a directory"},
-		{rt, []string{"predict", "--model", r.full, "--input", wide}, wide + ":1: 8 features; the model takes 7"},
+		{rt, []string{"predict", "--model", r.full, "--input", wide}, wide + ":1: 9 features; the model takes 7 (or 8, the training file's columns with its label)"},
 		{rt, []string{"predict", "--model", r.full, "--input", nan}, nan + ":2:3"},
 		{rt, []string{"predict", "--model", r.full, "--input", labels}, "holds an array of shape [3]"},
 		{u, []string{"predict", "--model", r.full, "--input", narrow, "--top", "0"}, "top must be >= 1"},

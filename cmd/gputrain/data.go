@@ -274,7 +274,7 @@ func loadDataInfo(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
 			info.TestFraction = sp.testFrac
 		}
 		info.LabelColumns = o.csv.columns()
-		info.CSVColumns, info.LabelIndex = tr.D+len(tr.LabelColumns), tr.LabelColumns
+		info.CSVColumns, info.LabelIndex, info.LabelNames = tr.D+len(tr.LabelColumns), tr.LabelColumns, tr.LabelNames
 		if norm != nil && len(norm.Mean) != tr.D {
 			return nil, fmt.Errorf("%s has %d features per row; the resumed checkpoint's model takes %d inputs", o.data, tr.D, len(norm.Mean))
 		}

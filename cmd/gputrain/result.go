@@ -26,7 +26,7 @@ func (r *trainResult) finalTest(o runOptions, be model.Backend, tr *model.Traine
 	if o.finalTest == nil {
 		return nil
 	}
-	m, of := tr.Model, "the last epoch"
+	m, of := tr.Model, "the last epoch's weights"
 	if o.best != "" && r.bestEpoch > 0 {
 		ck, err := model.ReadCheckpoint(o.best)
 		if err != nil {
@@ -37,7 +37,7 @@ func (r *trainResult) finalTest(o runOptions, be model.Backend, tr *model.Traine
 			return err
 		}
 		defer bm.Free()
-		m, of = bm, fmt.Sprintf("the best epoch, %d (%s)", r.bestEpoch, o.best)
+		m, of = bm, fmt.Sprintf("epoch %d's weights, %s", r.bestEpoch, o.best)
 	}
 	dd, err := model.Upload(be, o.finalTest)
 	if err != nil {
