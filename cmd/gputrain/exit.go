@@ -91,6 +91,24 @@ func crashed(v any, stack []byte, args []string, stderr io.Writer) int {
 	return exitRuntime
 }
 
+// maxErrorLine bounds an error line, whatever a library repeated in it (a
+// flag parser quotes a bad value whole).
+const maxErrorLine = 1000
+
+// capLine cuts s to maxErrorLine bytes.
+func capLine(s string) string {
+	if len(s) <= maxErrorLine {
+		return s
+	}
+	cut := maxErrorLine
+	for cut > 0 && !utf8RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes in all)", s[:cut], len(s))
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
 // quoteShort is clip.String: user input repeated in a message, cut short.
 func quoteShort(s string) string { return clip.String(s) }
 

@@ -34,7 +34,7 @@ func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) 
 		}
 	}()
 	if err := app.RunContext(ctx, args); err != nil {
-		fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "gputrain: %s\n", capLine(oneLine(err.Error())))
 		return exitCode(err)
 	}
 	return exitOK
@@ -367,13 +367,23 @@ func epochLine(r model.EpochResult, epochs int, evalName string) string {
 	return s
 }
 
-// g4 writes a statistic in at most 9 columns: 4 decimals while that fits,
-// 4 significant digits beyond.
+// g4 writes a statistic in about 6 columns: 4 decimals below 10, fewer as
+// the integer part grows, an exponent beyond 10^5.
 func g4(v float64) string {
-	if a := math.Abs(v); a < 1000 {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case a < 10:
 		return strconv.FormatFloat(v, 'f', 4, 64)
+	case a < 100:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	case a < 1000:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case a < 1e5:
+		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
-	return strconv.FormatFloat(v, 'g', 4, 64)
+	return strconv.FormatFloat(v, 'e', 1, 64)
 }
 
 // seconds writes a duration: "0.2s", "12.3s", "2m05s", "1h02m".

@@ -29,7 +29,8 @@ type progress struct {
 	evalName       string
 	width          int
 	now            func() time.Time
-	start, drawn   time.Time
+	start          time.Time // when the epoch's first step began
+	drawn          time.Time
 	lossSum        float64
 	rows           int
 	firstStep      int // the epoch's first step seen (a resumed epoch starts late)
@@ -42,7 +43,7 @@ const progressWidth = 79 // one less than 80: a full last column makes some term
 
 func newProgress(w io.Writer, quiet bool, steps, epochs int, eval *model.Data) *progress {
 	p := &progress{w: w, on: !quiet && isTerminal(w), steps: steps, epochs: epochs, width: progressWidth,
-		now: time.Now, throttle: 100 * time.Millisecond, evalName: "held-out"}
+		now: time.Now, throttle: 100 * time.Millisecond, evalName: "held-out", start: time.Now()}
 	if eval != nil {
 		p.evalRows = eval.N
 	}
@@ -64,7 +65,7 @@ func (p *progress) step(s model.StepInfo) {
 	}
 	now := p.now()
 	if s.Epoch != p.epoch {
-		p.epoch, p.start, p.lossSum, p.rows, p.firstStep = s.Epoch, now, 0, 0, s.Step
+		p.epoch, p.lossSum, p.rows, p.firstStep = s.Epoch, 0, 0, s.Step
 		p.drawn = time.Time{}
 	}
 	p.lossSum += s.Loss * float64(s.Rows)
@@ -83,7 +84,7 @@ func (p *progress) step(s model.StepInfo) {
 // line renders the status of step s at time now.
 func (p *progress) line(s model.StepInfo, now time.Time) string {
 	el := now.Sub(p.start).Seconds()
-	done := s.Step - p.firstStep + 1
+	done := s.Step - p.firstStep + 1 // steps timed since start
 	rate, eta := "", "ETA -"
 	if el > 0 {
 		rate = rowsPerSecond(float64(p.rows) / el)
@@ -121,8 +122,10 @@ func (p *progress) draw(s string) {
 	p.last = len(s)
 }
 
-// done clears the line, so the epoch line prints clean.
+// done clears the line, so the epoch line prints clean; the next epoch's
+// time counts from here.
 func (p *progress) done() {
+	p.start = p.now()
 	if !p.on || p.last == 0 {
 		return
 	}

@@ -253,3 +253,37 @@ func TestResumeAgreesWithCheckpoint(t *testing.T) {
 		t.Error("IsMetricsFile true for a CSV file")
 	}
 }
+
+// FuzzRead feeds arbitrary bytes to the metrics reader and to Resume: never
+// a panic, and a file Resume rewrote reads back.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte(`{"epoch":1,"train_loss":0.5}` + "\n" + `{"epoch":2,"train_lo`), 1)
+	f.Add([]byte("\n\n{}\n"), 0)
+	f.Add([]byte(`{"epoch":3,"test_accuracy":null}`+"\n"), 5)
+	f.Fuzz(func(t *testing.T, data []byte, keep int) {
+		p := filepath.Join(t.TempDir(), "m.jsonl")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read(p); err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		w, _, err := Resume(p, keep)
+		if err != nil {
+			t.Fatalf("Resume of a file Read accepts: %v", err)
+		}
+		w.Close()
+		rs, err := Read(p)
+		if err != nil {
+			t.Fatalf("after Resume: %v", err)
+		}
+		for _, r := range rs {
+			if r.Epoch > keep {
+				t.Fatalf("Resume(%d) kept epoch %d", keep, r.Epoch)
+			}
+		}
+	})
+}
