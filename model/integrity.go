@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"unsafe"
 
 	"github.com/gputrain/gputrain/model/safetensors"
@@ -18,7 +19,8 @@ import (
 //
 //   - metadata "sha256": a JSON object with the SHA-256 of every tensor's
 //     bytes, and under "__metadata__" that of every other metadata entry
-//     (json.Marshal of the map, which sorts its keys). A flipped byte in a
+//     (the keys in byte order, each key and value followed by a zero
+//     byte: simple to recompute in any language). A flipped byte in a
 //     weight, the RNG state or the optimizer state, an edited step counter
 //     or setting, all fail DecodeCheckpoint, naming what changed.
 //   - metadata "data_sha256": the fingerprint of the training data the
@@ -48,16 +50,24 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// metadataDigest hashes every metadata entry but the checksums themselves.
+// metadataDigest hashes every metadata entry but the checksums themselves:
+// key NUL value NUL for each key in byte order.
 func metadataDigest(md map[string]string) string {
-	rest := make(map[string]string, len(md))
-	for k, v := range md {
+	keys := make([]string, 0, len(md))
+	for k := range md {
 		if k != metaChecksums {
-			rest[k] = v
+			keys = append(keys, k)
 		}
 	}
-	b, _ := json.Marshal(rest) // a map of strings always marshals, keys sorted
-	return sha256Hex(b)
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		h.Write([]byte(md[k]))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // sealChecksums adds the "sha256" metadata to f; it must be the last change

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -38,13 +39,17 @@ func TestDivergedRunNotSaved(t *testing.T) {
 // test can plant one fault and keep the checksums right.
 func reseal(f *safetensors.File) {
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-	rest := map[string]string{}
-	for k, v := range f.Metadata {
+	var keys []string
+	for k := range f.Metadata {
 		if k != "sha256" {
-			rest[k] = v
+			keys = append(keys, k)
 		}
 	}
-	mb, _ := json.Marshal(rest)
+	sort.Strings(keys)
+	var mb []byte
+	for _, k := range keys {
+		mb = append(append(append(append(mb, k...), 0), f.Metadata[k]...), 0)
+	}
 	sums := map[string]string{"__metadata__": sum(mb)}
 	for _, t := range f.Tensors {
 		sums[t.Name] = sum(t.Data)
