@@ -48,6 +48,9 @@ func lossesAction(c *cli.Context) error {
 		if err := opts[i].applyJoint(); err != nil {
 			return err
 		}
+		if err := opts[i].finishConfig(c, train.N); err != nil {
+			return err
+		}
 	}
 	var rows []lossRow
 	for _, o := range opts {
