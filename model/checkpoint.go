@@ -99,6 +99,10 @@ type Checkpoint struct {
 	early           earlyStopState
 	rng             []byte
 	file            *safetensors.File
+
+	// Ranks is the number of data-parallel ranks that trained it (1 for
+	// files written before the "ranks" metadata existed).
+	Ranks int
 }
 
 // TensorName maps a parameter name to its checkpoint tensor name: a dense
@@ -159,6 +163,9 @@ func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // can be taken between epochs or after Run stopped mid-epoch on a done
 // context: the epoch continues where it stopped.
 func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
+	if err := t.settle(); err != nil { // steps still in flight (pipeline.go)
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
 	if t.bt == nil {
 		return nil, errors.New("checkpoint: trainer used after Close")
 	}
@@ -275,6 +282,7 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 		md["early_stop"] = js(earlyStopJSON{c.EarlyStop.Monitor, c.EarlyStop.Patience, c.EarlyStop.MinDelta})
 		md["early_stop_state"] = js(earlyStateJSON{t.early.best, t.early.bestEpoch, t.early.stopped})
 	}
+	md["ranks"] = strconv.Itoa(t.Ranks())
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.train.Host.N)
@@ -425,6 +433,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		cfg.NoPairwise = md["pairwise"] == "false"
 	}
 	c.Inputs, c.Classes = integer("inputs"), integer("classes")
+	c.Ranks = 1
+	if _, ok := md["ranks"]; ok {
+		if c.Ranks = integer("ranks"); c.Ranks < 1 {
+			errs = append(errs, fmt.Sprintf("metadata ranks = %d is not >= 1", c.Ranks))
+		}
+	}
 	d := &c.Data
 	d.Dataset, d.Source = md["dataset"], md["data_source"]
 	d.TrainRows, d.Limit = integer("train_rows"), integer("limit")

@@ -185,32 +185,3 @@ func nonFinite(name string, v []float32) error {
 	}
 	return &NonFiniteError{Tensor: name, Count: n, Size: len(v), First: first}
 }
-
-// CheckWeights downloads the model's parameters and returns a
-// *NonFiniteError (wrapping ErrDiverged) for the first that holds a NaN or
-// an infinity.
-func (t *Trainer) CheckWeights() error {
-	for _, p := range t.Model.Params() {
-		v := make([]float32, p.Size())
-		if err := t.b.Download(v, p.Value); err != nil {
-			return fmt.Errorf("downloading %s: %w", p.Name, err)
-		}
-		if err := nonFinite(TensorName(p.Name), v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkWeightsAfterEpoch is the host-side check at the end of every epoch:
-// weights that an optimizer step made non-finite stop the run there, even
-// when no checkpoint is saved (a finite batch loss can come from Inf
-// weights whose energies happen to be finite, and the next loss is not
-// computed before the epoch ends). The per-step check fused into the
-// optimizer (issue 9) names the exact step; this one names the epoch.
-func (t *Trainer) checkWeightsAfterEpoch(epoch, steps int) error {
-	if err := t.CheckWeights(); err != nil {
-		return fmt.Errorf("epoch %d (by its step %d): the weights became non-finite: %w (lower --lr, or --reduction mean)", epoch, steps, err)
-	}
-	return nil
-}

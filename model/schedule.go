@@ -19,7 +19,10 @@ import (
 //	step     : decay = Gamma ^ floor((step-Warmup) / Every)
 //
 // total is the run's Epochs x steps per epoch: a resumed run given more
-// epochs stretches a cosine over the longer run.
+// epochs stretches a cosine over the longer run. The trainer hands each
+// step's rate to the built-in optimizers (Trainer.learningRate, one value
+// per step planned ahead, so it reaches a GPU without a synchronization);
+// an Optimizer of one's own keeps its own rate.
 type Schedule struct {
 	Decay  string  // "" (constant), "cosine" or "step"
 	Warmup int     // steps of linear warmup, >= 0
@@ -149,26 +152,4 @@ func (s Schedule) LR(base float64, step, total int) float64 {
 		f *= math.Pow(s.Gamma, float64(after/s.Every))
 	}
 	return base * f
-}
-
-// lrSetter is implemented by optimizers whose rate can change per step.
-type lrSetter interface{ SetLR(lr float64) }
-
-// SetLR sets the rate of the next steps (the schedule's hook).
-func (o *optimizer) SetLR(lr float64) { o.cfg.LR = lr }
-
-// scheduledLR is the rate of the trainer's next step, handed to its
-// optimizer before the step: one call per step, no synchronization.
-func (t *Trainer) scheduledLR() (float64, error) {
-	s := t.cfg.Schedule
-	if s.IsConstant() {
-		return t.cfg.Optimizer.LR, nil
-	}
-	lr := s.LR(t.cfg.Optimizer.LR, t.Optimizer.Steps(), t.cfg.Epochs*t.StepsPerEpoch())
-	ls, ok := t.Optimizer.(lrSetter)
-	if !ok {
-		return 0, fmt.Errorf("learning-rate schedule %v: the optimizer %T cannot change its rate", s, t.Optimizer)
-	}
-	ls.SetLR(lr)
-	return lr, nil
 }

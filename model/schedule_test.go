@@ -71,7 +71,7 @@ func TestScheduleReachesOptimizer(t *testing.T) {
 		total := cfg.Epochs * tr.StepsPerEpoch()
 		tr.OnStep = func(s model.StepInfo) {
 			want := cfg.Schedule.LR(cfg.Optimizer.LR, s.GlobalStep-1, total)
-			if s.LR != want {
+			if float32(s.LR) != float32(want) { // the optimizers step in float32
 				t.Errorf("step %d: lr %v, want %v", s.GlobalStep, s.LR, want)
 			}
 			lrs = append(lrs, s.LR)
@@ -111,7 +111,7 @@ func TestScheduleReachesOptimizer(t *testing.T) {
 		return weights(t, b, tr2.Model), nil
 	}
 	want, lrs := run(cfg, 0)
-	if len(lrs) < 20 || math.Abs(lrs[0]-0.05/5) > 1e-15 || lrs[5] != 0.05 || !(lrs[len(lrs)-1] < 0.05*0.2) {
+	if len(lrs) < 20 || math.Abs(lrs[0]-0.05/5) > 1e-8 || float32(lrs[5]) != 0.05 || !(lrs[len(lrs)-1] < 0.05*0.2) {
 		t.Errorf("rates %v", lrs)
 	}
 	got, _ := run(cfg, 13) // mid-epoch, after the warmup

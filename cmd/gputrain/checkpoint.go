@@ -104,9 +104,11 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
 	}
-	var err error
-	if o.claims, err = claimOutputs(c, o); err != nil {
-		return nil, err
+	if isRoot() { // data parallel: rank 0 alone writes (distributed.go)
+		var err error
+		if o.claims, err = claimOutputs(c, o); err != nil {
+			return nil, err
+		}
 	}
 	return norm, nil
 }

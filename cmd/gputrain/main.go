@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+	os.Exit(runMain(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
 
 // run executes the command line args (args[0] is the program name) and
@@ -262,6 +262,7 @@ func trainAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rootOnly(&o) // data parallel: rank 0 saves (distributed.go)
 	// Opened before anything is printed: a backend that cannot start (no
 	// GPU) is then the run's only output, one line on stderr.
 	be, err := openBackend(o.backend)
@@ -295,11 +296,17 @@ func trainAction(c *cli.Context) error {
 	ctx := c.Context
 	w := c.App.Writer
 	fmt.Fprintln(w, headerLine(o, train.N, test.N, ld.evalName))
+	if l := distributedLine(o); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	for _, l := range ld.about {
 		fmt.Fprintln(w, l)
 	}
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
+		if n := ranksNotice(o); n != "" {
+			fmt.Fprintln(w, n)
+		}
 	}
 	var last model.EpochResult
 	res, err := trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
@@ -406,7 +413,11 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	if err := checkTrainMemory(o, train, test); err != nil {
 		return nil, err
 	}
-	tr, err := model.NewTrainer(be, o.cfg, train, test)
+	c, err := worldFor(be, progress) // data parallel: distributed.go
+	if err != nil {
+		return nil, err
+	}
+	tr, err := model.NewDistributedTrainer(be, o.cfg, c, train, test)
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +446,7 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	if o.evalName != "" {
 		bar.evalName = o.evalName
 	}
+	bar.batch, bar.trainRows = tr.Config().Batch, train.N
 	tr.OnStep = bar.step
 	tr.OnEpoch = func(r model.EpochResult) {
 		bar.done()
@@ -456,6 +468,9 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	res := &trainResult{epochs: epochs}
 	if werr := o.watch.errOrNil(); werr != nil {
 		return res, werr
+	}
+	if err == nil {
+		err = onTrained(tr, progress)
 	}
 	if err := ck.finish(ctx, err); err != nil {
 		return res, err

@@ -17,7 +17,8 @@ import (
 //	epoch 3/10  evaluating 10000 test rows
 //
 // the rate in rows per second, the running mean loss of the epoch so far
-// (per row, the number the epoch line reports at its end), and the time
+// (per row, the number the epoch line reports at its end, over the steps
+// whose losses have come back), and the time
 // the epoch has left. After the epoch's last step the line says the
 // held-out data is being evaluated, until the epoch line replaces it. It
 // never exceeds width columns.
@@ -31,8 +32,8 @@ type progress struct {
 	now            func() time.Time
 	start          time.Time // when the epoch's first step began
 	drawn          time.Time
-	lossSum        float64
-	rows           int
+	batch          int // rows per step and in the training set, for the rate
+	trainRows      int
 	firstStep      int // the epoch's first step seen (a resumed epoch starts late)
 	last           int // columns of the line on screen, to clear it
 	throttle       time.Duration
@@ -43,7 +44,7 @@ const progressWidth = 79 // one less than 80: a full last column makes some term
 
 func newProgress(w io.Writer, quiet bool, steps, epochs int, eval *model.Data) *progress {
 	p := &progress{w: w, on: !quiet && isTerminal(w), steps: steps, epochs: epochs, width: progressWidth,
-		now: time.Now, throttle: 100 * time.Millisecond, evalName: "held-out", start: time.Now()}
+		now: time.Now, throttle: 100 * time.Millisecond, evalName: "held-out", start: time.Now(), batch: 1, trainRows: 1 << 62}
 	if eval != nil {
 		p.evalRows = eval.N
 	}
@@ -65,11 +66,9 @@ func (p *progress) step(s model.StepInfo) {
 	}
 	now := p.now()
 	if s.Epoch != p.epoch {
-		p.epoch, p.lossSum, p.rows, p.firstStep = s.Epoch, 0, 0, s.Step
+		p.epoch, p.firstStep = s.Epoch, s.Step
 		p.drawn = time.Time{}
 	}
-	p.lossSum += s.Loss * float64(s.Rows)
-	p.rows += s.Rows
 	if s.Step == s.Steps {
 		p.draw(fmt.Sprintf("epoch %d/%d  evaluating %d %s rows", s.Epoch, p.epochs, p.evalRows, p.evalName))
 		return
@@ -87,13 +86,16 @@ func (p *progress) line(s model.StepInfo, now time.Time) string {
 	done := s.Step - p.firstStep + 1 // steps timed since start
 	rate, eta := "", "ETA -"
 	if el > 0 {
-		rate = rowsPerSecond(float64(p.rows) / el)
+		rows := min(done*p.batch, p.trainRows)
+		rate = rowsPerSecond(float64(rows) / el)
 		left := el / float64(done) * float64(s.Steps-s.Step)
 		eta = "ETA " + clock(left)
 	}
+	// The running mean of the steps whose losses are back (on a GPU they
+	// come back every few steps, without stopping the device).
 	loss := "-"
-	if p.rows > 0 {
-		loss = g4(p.lossSum / float64(p.rows))
+	if s.LossSteps > 0 {
+		loss = g4(s.Loss)
 	}
 	head := fmt.Sprintf("epoch %d/%d %3d%% ", s.Epoch, p.epochs, 100*s.Step/max(s.Steps, 1))
 	tail := fmt.Sprintf(" %d/%d  %s  loss %s  %s", s.Step, s.Steps, rate, loss, eta)

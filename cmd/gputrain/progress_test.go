@@ -38,14 +38,14 @@ func TestEpochLineWithin80Columns(t *testing.T) {
 func TestProgressLine(t *testing.T) {
 	var out strings.Builder
 	p := newProgress(&out, false, 469, 10, &model.Data{N: 10000})
-	p.on, p.evalName = true, "test"
+	p.on, p.evalName, p.batch, p.trainRows = true, "test", 128, 60000
 	clock := time.Unix(1000, 0)
 	p.now = func() time.Time { return clock }
 	p.start = clock // the epoch starts now
-	losses := []float64{2, 1, 0.5}
-	for i, l := range losses {
+	// The running mean of the steps read back: none after the first.
+	for i, l := range []float64{math.NaN(), 1.5, 1.1667} {
 		clock = clock.Add(time.Second)
-		p.step(model.StepInfo{Epoch: 3, Step: i + 1, Steps: 469, Loss: l, Rows: 128})
+		p.step(model.StepInfo{Epoch: 3, Step: i + 1, Steps: 469, Loss: l, LossSteps: i})
 	}
 	lines := strings.Split(out.String(), "\r")
 	last := strings.TrimRight(lines[len(lines)-1], " ")
@@ -56,7 +56,7 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 	clock = clock.Add(time.Second)
-	p.step(model.StepInfo{Epoch: 3, Step: 469, Steps: 469, Loss: 1, Rows: 76})
+	p.step(model.StepInfo{Epoch: 3, Step: 469, Steps: 469, Loss: 1, LossSteps: 400})
 	lines = strings.Split(out.String(), "\r")
 	if got := strings.TrimRight(lines[len(lines)-1], " "); got != "epoch 3/10  evaluating 10000 test rows" {
 		t.Errorf("after the last step: %q", got)
@@ -73,7 +73,7 @@ func TestProgressLine(t *testing.T) {
 	// Off when not a terminal, and with --quiet.
 	var none strings.Builder
 	q := newProgress(&none, false, 10, 1, nil)
-	q.step(model.StepInfo{Epoch: 1, Step: 1, Steps: 10, Loss: 1, Rows: 1})
+	q.step(model.StepInfo{Epoch: 1, Step: 1, Steps: 10, Loss: 1, LossSteps: 1})
 	q.done()
 	if none.Len() != 0 {
 		t.Errorf("progress written to a non-terminal: %q", none.String())
