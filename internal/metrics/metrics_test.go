@@ -257,7 +257,7 @@ func TestResumeAgreesWithCheckpoint(t *testing.T) {
 // FuzzRead feeds arbitrary bytes to the metrics reader and to Resume: never
 // a panic, and a file Resume rewrote reads back.
 func FuzzRead(f *testing.F) {
-	f.Add([]byte(`{"epoch":1,"train_loss":0.5}` + "\n" + `{"epoch":2,"train_lo`), 1)
+	f.Add([]byte(`{"epoch":1,"train_loss":0.5}`+"\n"+`{"epoch":2,"train_lo`), 1)
 	f.Add([]byte("\n\n{}\n"), 0)
 	f.Add([]byte(`{"epoch":3,"test_accuracy":null}`+"\n"), 5)
 	f.Fuzz(func(t *testing.T, data []byte, keep int) {
