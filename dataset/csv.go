@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gputrain/gputrain/internal/clip"
+	"github.com/gputrain/gputrain/internal/sysmem"
 )
 
 // HeaderMode says whether the first row of a CSV file names the columns.
@@ -473,15 +474,7 @@ func decodeCSV(in *input, name string, opts CSVOptions) (*Set, error) {
 	return s, nil
 }
 
-func bytesString(n int64) string {
-	switch {
-	case n < 1<<20:
-		return fmt.Sprintf("%d kB", n>>10)
-	case n < 1<<30:
-		return fmt.Sprintf("%d MB", n>>20)
-	}
-	return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-}
+func bytesString(n int64) string { return sysmem.Bytes(n) }
 
 // encodeLabels turns one label column into class ids: integers when every
 // value is a number with an integer value (written one way each), the

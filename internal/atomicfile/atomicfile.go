@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/gputrain/gputrain/internal/inputfile"
+	"github.com/gputrain/gputrain/internal/sysmem"
 )
 
 // tempPrefix and tempInfix make the temporary name of path:
@@ -157,20 +158,7 @@ func CheckSpace(path string, need int64) error {
 	}
 	const slack = 1 << 20
 	if avail < need+slack {
-		return fmt.Errorf("%s: %s free on its file system, the checkpoint needs %s: free some space or --save elsewhere", path, Bytes(avail), Bytes(need))
+		return fmt.Errorf("%s: %s free on its file system, the checkpoint needs %s: free some space or --save elsewhere", path, sysmem.Bytes(avail), sysmem.Bytes(need))
 	}
 	return nil
-}
-
-// Bytes writes a size for people: "812 B", "3.1 MB", "7.5 GB".
-func Bytes(n int64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d B", n)
-	case n < 1000*1000:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000*1000*1000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
 }
