@@ -24,9 +24,12 @@ func precisionOverride(c *cli.Context) (func(*model.Config), error) {
 	if !c.IsSet("precision") {
 		return func(*model.Config) {}, nil
 	}
+	if err := checkChoice("precision", c.String("precision"), model.PrecisionNames()); err != nil {
+		return nil, err
+	}
 	p, err := model.ParsePrecision(c.String("precision"))
 	if err != nil {
-		return nil, err
+		return nil, usage(err)
 	}
 	return func(cfg *model.Config) { cfg.Precision = p }, nil
 }
