@@ -57,6 +57,10 @@ type Config struct {
 	Vars []int
 	// NoPairwise leaves the pairwise tables out of a joint model.
 	NoPairwise bool
+	// Chain makes the model a ChainModel (chain.go) whose answers are
+	// sequences; it trains with NewSequenceTrainer, Batch counting
+	// sequences and Model being the trunk of the unary energies.
+	Chain bool
 	// StreamData keeps the data sets on the host and uploads each batch,
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
@@ -116,6 +120,9 @@ func (c Config) Validate() error {
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
 	}
+	if err := c.validateChain(); err != nil {
+		return err
+	}
 	return c.validateJoint()
 }
 
@@ -169,11 +176,23 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// seq is set for chain models (chaintrain.go): the units of an epoch
+	// are sequences, and steps and evaluations go through the chain's
+	// dynamic programs.
+	seq *seqRun
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
 // be nil) once, and builds the model and optimizer from cfg.Seed.
 func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+	if cfg.Chain {
+		return nil, errors.New("NewTrainer: a chain model trains on sequences: use NewSequenceTrainer")
+	}
+	return newTrainer(b, cfg, train, eval)
+}
+
+// newTrainer is NewTrainer; NewSequenceTrainer extends what it builds.
+func newTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -239,7 +258,7 @@ func (t *Trainer) Config() Config { return t.cfg }
 func (t *Trainer) Epoch() int { return t.epoch }
 
 // StepsPerEpoch is ceil(N / Batch).
-func (t *Trainer) StepsPerEpoch() int { return (t.train.Host.N + t.cfg.Batch - 1) / t.cfg.Batch }
+func (t *Trainer) StepsPerEpoch() int { return (t.units() + t.cfg.Batch - 1) / t.cfg.Batch }
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch
@@ -277,7 +296,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		return 0, errors.New("trainer: used after Close")
 	}
 	epoch := t.epoch + 1
-	n := t.train.Host.N
+	n := t.units()
 	// Rewinding to the epoch's start state makes an epoch that was
 	// interrupted (ctx) or restored from a checkpoint draw the same order.
 	if err := t.pcg.UnmarshalBinary(t.epochRNG); err != nil {
@@ -313,6 +332,9 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 
 // step trains on the given rows and returns the sum of their losses.
 func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
+	if t.seq != nil {
+		return t.seq.step(t, rows, sums)
+	}
 	bt := t.bt
 	if err := bt.load(t.train, rows); err != nil {
 		return 0, err
@@ -358,6 +380,9 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 	if t.bt == nil {
 		return EvalResult{}, errors.New("trainer: used after Close")
 	}
+	if t.seq != nil {
+		return t.seq.evaluate(t, t.KeepMargins)
+	}
 	return evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
 }
 
@@ -369,6 +394,8 @@ func (t *Trainer) Close() error {
 		errs = append(errs, t.bt.free())
 		t.bt = nil
 	}
+	errs = append(errs, t.seq.free())
+	t.seq = nil
 	if t.Optimizer != nil {
 		errs = append(errs, t.Optimizer.Free())
 	}
