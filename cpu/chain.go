@@ -53,8 +53,9 @@ func (b *Backend) resolveChain(op string, c model.Chain) (*chainBatch, error) {
 }
 
 // load checks the offsets (and labels, when not nil) and reads the
-// factors; the shapes have been checked.
-func (cb *chainBatch) load(op string, labels []int32) error {
+// factors, for the log semiring at beta when beta > 0; the shapes have
+// been checked.
+func (cb *chainBatch) load(op string, labels []int32, beta float64) error {
 	cb.b, cb.r, cb.k = len(cb.off)-1, cb.u.rows, cb.u.cols
 	if err := backendcheck.ChainOffsets(cb.off, cb.r); err != nil {
 		return fmt.Errorf("cpu: %s: %w", op, err)
@@ -64,7 +65,7 @@ func (cb *chainBatch) load(op string, labels []int32) error {
 			return fmt.Errorf("cpu: %s: %w", op, err)
 		}
 	}
-	cb.fc = newChainFactors(cb.k, cb.p.data, cb.s.data, cb.f.data)
+	cb.fc = newChainFactors(cb.k, cb.p.data, cb.s.data, cb.f.data, beta)
 	for i := 0; i < cb.b; i++ {
 		cb.maxLen = max(cb.maxLen, int(cb.off[i+1]-cb.off[i]))
 	}
@@ -111,11 +112,29 @@ func marginals(out []float64, alpha, rev []float64, u []float32, beta, logZ, c f
 }
 
 // chainPairSums adds to acc (K x K) the rows j in [jlo, jhi) of
-// sum over the sequences i in order of coef[i] * sum_{t>1} P(y_{t-1} = j,
-// y_t = k | X), from every sequence's forward and backward messages (rows
-// of alpha and rev laid out like U) and log Z.
+//
+//	sum over the sequences i in order of coef[i] * sum_{t>1} P(y_{t-1} = j, y_t = k | X)
+//
+// from every sequence's forward and backward messages (alpha and rev, laid
+// out like U) and log Z. P(y_{t-1} = j, y_t = k | X) = exp(-beta
+// (alpha_{t-1}(j) + P(j, k) + rev_t(k)) - log Z) factors, with the minima
+// ma of alpha_{t-1}, mr of rev_t and pmin of P, into w_t a_j c_k g_jk: a_j
+// = exp(-beta (alpha_{t-1}(j) - ma)) and c_k = exp(-beta (rev_t(k) - mr))
+// in (0, 1], w_t = exp(-beta (ma + mr + pmin) - log Z), g_jk = exp(-beta
+// (P(j, k) - pmin)) in (0, 1]. So each transition adds the outer product w_t
+// a c^T (K^2 multiply-adds, 2K exponentials), and g multiplies the sum once.
+// A probability is at most 1, so w_t <= exp(beta (max P - pmin)): when that
+// could overflow (beta times the range of P above 600), the terms are
+// summed one exponential each instead. What underflows is below 1e-300 in
+// a probability: nothing is lost that the result could show.
 func (cb *chainBatch) chainPairSums(acc []float64, jlo, jhi int, alpha, rev []float64, logZ, coef []float64, beta float64) {
 	k, p := cb.k, cb.fc.p
+	pmin, pmax := math.Inf(1), math.Inf(-1)
+	for _, v := range p {
+		pmin, pmax = math.Min(pmin, v), math.Max(pmax, v)
+	}
+	scaled := beta*(pmax-pmin) <= 600
+	c := make([]float64, k)
 	for i := 0; i < cb.b; i++ {
 		lo, hi := cb.rows(i)
 		if coef[i] == 0 || hi-lo < 2 {
@@ -124,13 +143,42 @@ func (cb *chainBatch) chainPairSums(acc []float64, jlo, jhi int, alpha, rev []fl
 		for t := lo + 1; t < hi; t++ {
 			a := alpha[(t-1)*k : t*k]
 			r := rev[t*k : (t+1)*k]
-			for j := jlo; j < jhi; j++ {
-				aj := a[j]
-				pj := p[j*k : (j+1)*k]
-				row := acc[j*k : (j+1)*k]
-				for c, rc := range r {
-					row[c] += coef[i] * math.Exp(-beta*(aj+pj[c]+rc)-logZ[i])
+			if !scaled {
+				for j := jlo; j < jhi; j++ {
+					aj, pj, row := a[j], p[j*k:(j+1)*k], acc[j*k:(j+1)*k]
+					for c, rc := range r {
+						row[c] += coef[i] * math.Exp(-beta*(aj+pj[c]+rc)-logZ[i])
+					}
 				}
+				continue
+			}
+			ma, mr := math.Inf(1), math.Inf(1)
+			for j := range k {
+				ma, mr = math.Min(ma, a[j]), math.Min(mr, r[j])
+			}
+			w := coef[i] * math.Exp(-beta*(ma+mr+pmin)-logZ[i])
+			if w == 0 || math.IsInf(ma, 1) || math.IsInf(mr, 1) {
+				continue
+			}
+			for j, v := range r {
+				c[j] = math.Exp(-beta * (v - mr))
+			}
+			for j := jlo; j < jhi; j++ {
+				aj := w * math.Exp(-beta*(a[j]-ma))
+				if aj == 0 {
+					continue
+				}
+				row := acc[j*k : (j+1)*k]
+				for x, cx := range c {
+					row[x] += aj * cx
+				}
+			}
+		}
+	}
+	if scaled {
+		for j := jlo; j < jhi; j++ {
+			for x := range k {
+				acc[j*k+x] *= math.Exp(-beta * (p[j*k+x] - pmin))
 			}
 		}
 	}
@@ -193,7 +241,7 @@ func (b *Backend) ChainLoss(c model.Chain, labelv model.Ints, loss model.Loss, g
 	if err := backendcheck.ChainLossShapes(c, labelv, statm, pathv, g); err != nil {
 		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
-	if err := cb.load(op, labels.data); err != nil {
+	if err := cb.load(op, labels.data, loss.Beta); err != nil {
 		return err
 	}
 	k, beta, scale := cb.k, loss.Beta, float64(gradScale)
@@ -375,7 +423,7 @@ func (b *Backend) ChainMarginals(c model.Chain, beta float64, logZm, margm, pair
 	if err != nil {
 		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
-	if err := cb.load(op, nil); err != nil {
+	if err := cb.load(op, nil, beta); err != nil {
 		return err
 	}
 	k := cb.k
@@ -442,7 +490,7 @@ func (b *Backend) ChainViterbi(c model.Chain, pathv model.Ints, energym model.Ma
 	if err := backendcheck.ChainViterbiShapes(c, pathv, energym); err != nil {
 		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
-	if err := cb.load(op, nil); err != nil {
+	if err := cb.load(op, nil, 0); err != nil {
 		return err
 	}
 	k := cb.k

@@ -35,38 +35,66 @@ import "math"
 type chainSemiring[V any] interface {
 	// start sets out[k] = s[k] ⊗ u[k].
 	start(out []V, s []float64, u []float32)
-	// step sets out[k] = (⊕_j prev[j] ⊗ pt[k*K+j]) ⊗ u[k]; pt is the
-	// transition matrix transposed, so that the j loop reads a row.
-	step(out, prev []V, pt []float64, u []float32)
+	// step sets out[k] = (⊕_j prev[j] ⊗ P'(j, k)) ⊗ u[k] for the
+	// transitions P' of tr (P, or P^T on the reversed chain).
+	step(out, prev []V, tr *chainTransitions, u []float32)
 	// total returns ⊕_k last[k] ⊗ f[k].
 	total(last []V, f []float64) V
 }
 
-// chainFactors holds one batch's shared factors in float64.
-type chainFactors struct {
-	k     int
-	p, pt []float64 // P and its transpose, K x K row-major
-	s, f  []float64
+// chainTransitions is the transition matrix P' of one direction of the
+// recursion, in the forms the semirings read.
+type chainTransitions struct {
+	// pt is P' transposed, pt[k*K+j] = P'(j, k): the j loop of the min
+	// semirings (and of the log semiring's exact path) reads a row.
+	pt []float64
+	// e and c are the log semiring's scaled exponentials: c[k] = min_j
+	// P'(j, k) and e[j*K+k] = exp(-beta (P'(j, k) - c[k])), in (0, 1];
+	// nil when the factors were made without a beta.
+	e, c []float64
 }
 
-func newChainFactors(k int, p, s, f []float32) *chainFactors {
-	fc := &chainFactors{k: k, p: make([]float64, k*k), pt: make([]float64, k*k), s: to64(s), f: to64(f)}
+func newChainTransitions(k int, pPrime func(j, i int) float64, beta float64) *chainTransitions {
+	tr := &chainTransitions{pt: make([]float64, k*k)}
 	for j := range k {
 		for i := range k {
-			v := float64(p[j*k+i])
-			fc.p[j*k+i] = v
-			fc.pt[i*k+j] = v
+			tr.pt[i*k+j] = pPrime(j, i)
 		}
 	}
-	return fc
+	if beta == 0 {
+		return tr
+	}
+	tr.e, tr.c = make([]float64, k*k), make([]float64, k)
+	for i := range k {
+		tr.c[i] = math.Inf(1)
+		for _, v := range tr.pt[i*k : (i+1)*k] {
+			tr.c[i] = math.Min(tr.c[i], v)
+		}
+	}
+	for j := range k {
+		for i := range k {
+			tr.e[j*k+i] = math.Exp(-beta * (pPrime(j, i) - tr.c[i]))
+		}
+	}
+	return tr
 }
 
-func to64(x []float32) []float64 {
-	y := make([]float64, len(x))
-	for i, v := range x {
-		y[i] = float64(v)
-	}
-	return y
+// chainFactors holds one batch's shared factors in float64: P (row-major),
+// S and F, and the transitions of both directions.
+type chainFactors struct {
+	k        int
+	p        []float64
+	s, f     []float64
+	fwd, rev *chainTransitions
+}
+
+// newChainFactors reads the factors; beta > 0 prepares the log semiring
+// at that beta (0: the min semirings only).
+func newChainFactors(k int, p, s, f []float32, beta float64) *chainFactors {
+	fc := &chainFactors{k: k, p: to64(p), s: to64(s), f: to64(f)}
+	fc.fwd = newChainTransitions(k, func(j, i int) float64 { return fc.p[j*k+i] }, beta)
+	fc.rev = newChainTransitions(k, func(j, i int) float64 { return fc.p[i*k+j] }, beta)
+	return fc
 }
 
 // runChain runs the recursion of sr over one sequence whose unary energies
@@ -76,9 +104,9 @@ func to64(x []float32) []float64 {
 func runChain[V any](sr chainSemiring[V], fc *chainFactors, u []float32, reverse bool, msgs []V) V {
 	k := fc.k
 	n := len(u) / k
-	pt, first, last := fc.pt, fc.s, fc.f
+	tr, first, last := fc.fwd, fc.s, fc.f
 	if reverse {
-		pt, first, last = fc.p, fc.f, fc.s
+		tr, first, last = fc.rev, fc.f, fc.s
 	}
 	at := func(i int) ([]V, []float32) {
 		t := i
@@ -92,22 +120,37 @@ func runChain[V any](sr chainSemiring[V], fc *chainFactors, u []float32, reverse
 	for i := 1; i < n; i++ {
 		prev := m
 		m, ut = at(i)
-		sr.step(m, prev, pt, ut)
+		sr.step(m, prev, tr, ut)
 	}
 	return sr.total(m, last)
 }
 
-// logSemiring: messages are soft-min energies at beta. Each ⊕ over j is a
-// two-pass log-sum-exp: the minimum first, so every exponential is in
-// (0, 1] and nothing overflows, then the sum.
+// logSemiring: messages are soft-min energies at beta. Each ⊕ over j of
+// prev[j] + P'(j, k) is a log-sum-exp shifted by its largest exponent, so
+// that nothing overflows. The shift factors: with m = min_j prev[j] and
+// c_k = min_j P'(j, k),
+//
+//	sum_j exp(-beta (prev[j] + P'(j, k))) = exp(-beta (m + c_k)) sum_j a_j e_jk
+//
+// with a_j = exp(-beta (prev[j] - m)) and e_jk (chainTransitions) both in
+// (0, 1], so a step costs K exponentials and a K x K vector-matrix product
+// instead of K^2 exponentials. The sum s_k is accurate to its last bits
+// unless the terms that matter underflowed: when s_k < 2^-900, terms lost
+// below 2^-1022 could matter, and that k is summed exactly (softmin) from
+// the unscaled values instead; otherwise what underflowed is below 2^-122
+// of s_k.
 type logSemiring struct {
 	beta float64
-	x    []float64 // K scratch values prev[j] + pt[k*K+j]
+	x    []float64 // K scratch values prev[j] + P'(j, k)
+	a, s []float64 // K scratch: the a_j and the sums s_k
 }
 
 func newLogSemiring(beta float64, k int) *logSemiring {
-	return &logSemiring{beta: beta, x: make([]float64, k)}
+	return &logSemiring{beta: beta, x: make([]float64, k), a: make([]float64, k), s: make([]float64, k)}
 }
+
+// scaledFloor is the smallest sum the scaled product trusts (see above).
+const scaledFloor = 0x1p-900
 
 // softmin returns -1/beta log sum_j exp(-beta x_j), +Inf when every x_j is.
 func (sr *logSemiring) softmin(x []float64) float64 {
@@ -133,10 +176,40 @@ func (sr *logSemiring) start(out []float64, s []float64, u []float32) {
 	}
 }
 
-func (sr *logSemiring) step(out, prev []float64, pt []float64, u []float32) {
+func (sr *logSemiring) step(out, prev []float64, tr *chainTransitions, u []float32) {
 	n := len(prev)
+	m := math.Inf(1)
+	for _, v := range prev {
+		if v < m {
+			m = v
+		}
+	}
+	if math.IsInf(m, 1) {
+		for k := range out {
+			out[k] = m
+		}
+		return
+	}
+	for j, v := range prev {
+		sr.a[j] = math.Exp(-sr.beta * (v - m))
+	}
+	s := sr.s[:n]
+	clear(s)
+	for j, a := range sr.a[:n] {
+		if a == 0 {
+			continue
+		}
+		row := tr.e[j*n : (j+1)*n]
+		for k, e := range row {
+			s[k] += a * e
+		}
+	}
 	for k := range out {
-		row := pt[k*n : (k+1)*n]
+		if s[k] >= scaledFloor {
+			out[k] = (m + tr.c[k] - math.Log(s[k])/sr.beta) + float64(u[k])
+			continue
+		}
+		row := tr.pt[k*n : (k+1)*n]
 		for j, v := range prev {
 			sr.x[j] = v + row[j]
 		}
@@ -167,10 +240,10 @@ func (minSemiring) start(out []minVal, s []float64, u []float32) {
 	}
 }
 
-func (minSemiring) step(out, prev []minVal, pt []float64, u []float32) {
+func (minSemiring) step(out, prev []minVal, tr *chainTransitions, u []float32) {
 	n := len(prev)
 	for k := range out {
-		row := pt[k*n : (k+1)*n]
+		row := tr.pt[k*n : (k+1)*n]
 		best, bj := math.Inf(1), 0 // all +Inf (or NaN): state 0, any path will do
 		for j, v := range prev {
 			if x := v.e + row[j]; x < best {
@@ -233,10 +306,10 @@ func (v *top2Val) offer(x float64, code int32) {
 	}
 }
 
-func (top2Semiring) step(out, prev []top2Val, pt []float64, u []float32) {
+func (top2Semiring) step(out, prev []top2Val, tr *chainTransitions, u []float32) {
 	n := len(prev)
 	for k := range out {
-		row := pt[k*n : (k+1)*n]
+		row := tr.pt[k*n : (k+1)*n]
 		v := top2Val{e: [2]float64{math.Inf(1), math.Inf(1)}, bp: [2]int32{top2None, top2None}}
 		for j, pj := range prev {
 			for r := range 2 {
@@ -277,4 +350,12 @@ func (top2Semiring) backtrack(msgs []top2Val, k int, tot top2Val, r int, path []
 		path[t] = s
 		code = msgs[t*k+int(s)].bp[code&1]
 	}
+}
+
+func to64(x []float32) []float64 {
+	y := make([]float64, len(x))
+	for i, v := range x {
+		y[i] = float64(v)
+	}
+	return y
 }

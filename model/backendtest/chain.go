@@ -25,6 +25,10 @@ type chainCase struct {
 	lead, trail int
 	ignored     []bool
 	ties        bool
+	// spread multiplies every factor (0: 1): hundreds put energies of the
+	// same position thousands apart, where sums of exponentials underflow
+	// unless they are shifted well.
+	spread float64
 }
 
 func (c chainCase) String() string {
@@ -34,6 +38,9 @@ func (c chainCase) String() string {
 	}
 	if c.ties {
 		s += "/ties"
+	}
+	if c.spread != 0 {
+		s += fmt.Sprintf("/spread=%g", c.spread)
 	}
 	return s
 }
@@ -50,6 +57,7 @@ var chainCases = []chainCase{
 	{k: 3, lens: []int{7, 7, 2}, ties: true},
 	{k: 5, lens: []int{4, 1, 2}, trail: 1},
 	{k: 5, lens: []int{3, 3}, ties: true},
+	{k: 4, lens: []int{5, 2, 1}, spread: 300},
 }
 
 // chainData is a case's inputs on the host.
@@ -75,6 +83,9 @@ func newChainData(h *helper, c chainCase) *chainData {
 	d.r = int(d.off[len(d.off)-1]) + c.trail
 	k := c.k
 	draw := func(n int, lo, hi float64) []float32 {
+		if c.spread != 0 {
+			return h.uniform(n, lo*c.spread, hi*c.spread)
+		}
 		if !c.ties {
 			return h.uniform(n, lo, hi)
 		}
