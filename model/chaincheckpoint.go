@@ -7,7 +7,8 @@ import (
 )
 
 // What a checkpoint adds for a chain model (docs/CHECKPOINTS.md): metadata
-// chain = "true", states (K) and train_positions; the tensors of
+// chain = "true", states (K), train_positions and seq_column (the CSV's
+// sequence-id column, when trained from one); the tensors of
 // ChainModel.Params, the trunk's layers.l.* then chain.transitions [K, K],
 // chain.start [K] and chain.final [K]. train_rows counts the training
 // sequences (the units an epoch shuffles).
@@ -23,8 +24,11 @@ func isChainVector(name string) bool {
 	return name == TensorName(ParamStart) || name == TensorName(ParamFinal)
 }
 
-func (t *Trainer) chainMetadata(md map[string]string) {
+func (t *Trainer) chainMetadata(md map[string]string, info DataInfo) {
 	md["chain"] = "true"
+	if info.SeqColumn != "" {
+		md["seq_column"] = info.SeqColumn
+	}
 	md["states"] = strconv.Itoa(t.Model.Classes())
 	if t.seq != nil {
 		md["train_positions"] = strconv.Itoa(t.seq.train.N)

@@ -57,6 +57,9 @@ type DataInfo struct {
 	// --label / --labels named them; nil: column 0. Several make the
 	// labels joint indices (see Config.Vars).
 	LabelColumns []string
+	// SeqColumn is the sequence-id column of a chain model's CSV data
+	// (docs/SEQUENCE.md); LabelColumns then holds its label column.
+	SeqColumn string
 }
 
 // Checkpoint is a decoded checkpoint: everything needed to rebuild the
@@ -196,7 +199,7 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 		md["pairwise"] = strconv.FormatBool(!c.NoPairwise)
 	}
 	if c.Chain {
-		t.chainMetadata(md)
+		t.chainMetadata(md, info)
 	}
 	md["energy"] = energyFormula(c)
 	md["inputs"] = strconv.Itoa(inputs)
@@ -482,6 +485,7 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		if err := checkChainTensors(f, c.Classes); err != nil {
 			return nil, err
 		}
+		d.SeqColumn = md["seq_column"]
 	}
 	return c, nil
 }

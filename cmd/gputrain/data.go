@@ -97,6 +97,9 @@ func datasetName(path string) string {
 // norm when it is given (a resumed run reuses the checkpoint's); IDX images
 // are used as loaded (pixels in [0,1]).
 func loadDataInfo(o runOptions, norm *dataset.Normalizer) (train, test *model.Data, info model.DataInfo, err error) {
+	if o.seq != nil {
+		return loadSequenceDataInfo(o, norm)
+	}
 	tr, te, err := loadSplitsWith(o.data, o.csv)
 	if err != nil {
 		return nil, nil, info, err

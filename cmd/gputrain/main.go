@@ -110,7 +110,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}, csvFlags()...)
+	}, append(csvFlags(), seqFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -131,6 +131,8 @@ type runOptions struct {
 	info   model.DataInfo
 	// csv holds the label columns of a CSV --data (csvdata.go); nil: column 0.
 	csv *csvLabels
+	// seq is set for sequence data (seqdata.go): a chain model.
+	seq *seqOptions
 }
 
 // parseOptions turns the flags into runOptions and validates everything
@@ -175,6 +177,9 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 		return runOptions{}, err
 	}
 	if o.csv, err = parseCSVLabels(c, o.data); err != nil {
+		return runOptions{}, err
+	}
+	if err := o.parseSeq(c); err != nil {
 		return runOptions{}, err
 	}
 	return o, nil
@@ -226,8 +231,8 @@ func trainAction(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	w := c.App.Writer
-	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
-		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
+	fmt.Fprintf(w, "# %s%s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
+		specString(o.cfg), describeJoint(o.cfg), describeSeq(o), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
 	}
@@ -259,8 +264,12 @@ func specString(cfg model.Config) string {
 
 func epochLine(r model.EpochResult) string {
 	e := r.Eval
-	return fmt.Sprintf("epoch %3d  train loss %9.4f  test acc %.4f  test NLL %8.4f  mean margin %8.3f  margin violations %.4f  %6.1fs",
-		r.Epoch, r.TrainLoss, e.Accuracy, e.NLL, e.Margin, e.Violations, r.Seconds+r.EvalSeconds)
+	pos := "" // chain models: test acc is per sequence
+	if e.Positions > 0 {
+		pos = fmt.Sprintf("  position acc %.4f", e.PositionAccuracy)
+	}
+	return fmt.Sprintf("epoch %3d  train loss %9.4f  test acc %.4f%s  test NLL %8.4f  mean margin %8.3f  margin violations %.4f  %6.1fs",
+		r.Epoch, r.TrainLoss, e.Accuracy, pos, e.NLL, e.Margin, e.Violations, r.Seconds+r.EvalSeconds)
 }
 
 // trainRun trains o.cfg on train with the open backend be (o.backend),
@@ -269,7 +278,7 @@ func epochLine(r model.EpochResult) string {
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
 func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
-	tr, err := model.NewTrainer(be, o.cfg, train, test)
+	tr, err := newRunTrainer(be, o, train, test)
 	if err != nil {
 		return nil, err
 	}

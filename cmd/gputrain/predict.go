@@ -231,6 +231,9 @@ func predictAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if ck.Config.Chain {
+		return predictSequencesAction(c, ck, backend, batch) // seqinfer.go
+	}
 	top := c.Int("top")
 	if top < 1 {
 		return fmt.Errorf("top must be >= 1, got %d", top)
