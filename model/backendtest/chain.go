@@ -142,7 +142,7 @@ func (d *chainData) upload(h *helper) (model.Chain, model.Ints) {
 type chainTol struct {
 	e, logZ, p float64 // an energy, log Z, a probability
 	coef       float64 // the loss coefficients C, I, All
-	grad       float64 // their size, sum_Y |dL/dE(Y)|
+	all        float64 // |All|, the weight of the marginals in the gradient
 	loss       float64
 	nearKink   bool // the gradient may switch between answers: compare only the values
 }
@@ -195,7 +195,12 @@ func newChainTol(q *refSeq, r refChainSeq, l model.Loss, labelled bool) chainTol
 		lip = l.Beta * (l.Beta + 1) * pc
 	}
 	ct.coef = lip*(2*ct.e+ct.logZ) + gamma(8, 0)*gm
-	ct.grad = gm
+	switch l.Kind {
+	case model.NLL:
+		ct.all = 1
+	case model.MEE:
+		ct.all = l.Beta * pc
+	}
 	ct.loss = 4*ct.e*(1+lip+l.Beta) + ct.logZ*(1+1/l.Beta) + gamma(8, 0)*(math.Abs(r.row.loss)+1)
 	g := 4 * ct.e
 	d := ec - ei
@@ -327,7 +332,7 @@ func testChainLoss(t *testing.T, b model.Backend, co model.ChainOps, c chainCase
 			skipGrad = true
 			continue
 		}
-		tolG := math.Abs(float64(gs)) * (2*ct.coef + ct.grad*ct.p)
+		tolG := math.Abs(float64(gs)) * (2*ct.coef + ct.all*ct.p)
 		for j := range r.dU {
 			wantDU[lo*k+j] = float64(gs) * r.dU[j]
 			tolDU[lo*k+j] = tolG + gamma(4, 0)*math.Abs(wantDU[lo*k+j])
