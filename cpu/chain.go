@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/floats"
+
 	"github.com/gputrain/gputrain/model"
 	"github.com/gputrain/gputrain/model/backendcheck"
 )
@@ -168,10 +170,7 @@ func (cb *chainBatch) chainPairSums(acc []float64, jlo, jhi int, alpha, rev []fl
 				if aj == 0 {
 					continue
 				}
-				row := acc[j*k : (j+1)*k]
-				for x, cx := range c {
-					row[x] += aj * cx
-				}
+				floats.AddScaled(acc[j*k:(j+1)*k], aj, c)
 			}
 		}
 	}

@@ -1,6 +1,10 @@
 package cpu
 
-import "math"
+import (
+	"math"
+
+	"gonum.org/v1/gonum/floats"
+)
 
 // The chain's dynamic program, written once and run in three semirings
 // (torch-struct's lesson). A message m_t(k) summarises every path of
@@ -199,10 +203,7 @@ func (sr *logSemiring) step(out, prev []float64, tr *chainTransitions, u []float
 		if a == 0 {
 			continue
 		}
-		row := tr.e[j*n : (j+1)*n]
-		for k, e := range row {
-			s[k] += a * e
-		}
+		floats.AddScaled(s, a, tr.e[j*n:(j+1)*n]) // s += a e_j (gonum: a vectorized axpy)
 	}
 	for k := range out {
 		if s[k] >= scaledFloor {
