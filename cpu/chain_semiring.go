@@ -307,18 +307,28 @@ func (v *top2Val) offer(x float64, code int32) {
 	}
 }
 
+// emptyTop2 holds no path.
+func emptyTop2() top2Val {
+	return top2Val{e: [2]float64{math.Inf(1), math.Inf(1)}, bp: [2]int32{top2None, top2None}}
+}
+
+// extend offers both paths of p (state j), each extended by energy x.
+func (v *top2Val) extend(p top2Val, x float64, j int) {
+	for r := range 2 {
+		if p.bp[r] == top2None {
+			return
+		}
+		v.offer(p.e[r]+x, int32(j<<1|r))
+	}
+}
+
 func (top2Semiring) step(out, prev []top2Val, tr *chainTransitions, u []float32) {
 	n := len(prev)
 	for k := range out {
 		row := tr.pt[k*n : (k+1)*n]
-		v := top2Val{e: [2]float64{math.Inf(1), math.Inf(1)}, bp: [2]int32{top2None, top2None}}
+		v := emptyTop2()
 		for j, pj := range prev {
-			for r := range 2 {
-				if pj.bp[r] == top2None {
-					break
-				}
-				v.offer(pj.e[r]+row[j], int32(j<<1|r))
-			}
+			v.extend(pj, row[j], j)
 		}
 		for r := range 2 {
 			if v.bp[r] != top2None {
@@ -330,14 +340,9 @@ func (top2Semiring) step(out, prev []top2Val, tr *chainTransitions, u []float32)
 }
 
 func (top2Semiring) total(last []top2Val, f []float64) top2Val {
-	v := top2Val{e: [2]float64{math.Inf(1), math.Inf(1)}, bp: [2]int32{top2None, top2None}}
+	v := emptyTop2()
 	for k, pk := range last {
-		for r := range 2 {
-			if pk.bp[r] == top2None {
-				break
-			}
-			v.offer(pk.e[r]+f[k], int32(k<<1|r))
-		}
+		v.extend(pk, f[k], k)
 	}
 	return v
 }

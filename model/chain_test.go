@@ -92,10 +92,9 @@ func (h *chainHost) unary(x []float64) []float64 {
 	return in
 }
 
-// seqLoss is the loss of one sequence (positions x, labels y) under l,
-// from the enumerated energies: E_C, E_I (min over Y != Y_i, ties to the
-// chain order), the argmin and log Z, through model.Loss.Terms.
-func (h *chainHost) seqLoss(l model.Loss, x [][]float64, y []int32) float64 {
+// enumerate calls fn with every sequence d (numbered idx = sum_t d_t K^t)
+// of the positions x and its energy, in index order.
+func (h *chainHost) enumerate(x [][]float64, fn func(idx int, d []int, e float64)) {
 	k, T := h.k, len(x)
 	u := make([][]float64, T)
 	for t := range x {
@@ -106,10 +105,6 @@ func (h *chainHost) seqLoss(l model.Loss, x [][]float64, y []int32) float64 {
 		n *= k
 	}
 	d := make([]int, T)
-	var eC, eMin, eI = 0.0, math.Inf(1), math.Inf(1)
-	argminIsLabel := false
-	mx := math.Inf(-1)
-	es := make([]float64, n)
 	for idx := range n {
 		for t, r := 0, idx; t < T; t++ {
 			d[t] = r % k
@@ -119,10 +114,22 @@ func (h *chainHost) seqLoss(l model.Loss, x [][]float64, y []int32) float64 {
 		for t := 1; t < T; t++ {
 			e += h.p[d[t-1]*k+d[t]] + u[t][d[t]]
 		}
-		e += h.f[d[T-1]]
-		es[idx] = e
+		fn(idx, d, e+h.f[d[T-1]])
+	}
+}
+
+// seqLoss is the loss of one sequence (positions x, labels y) under l,
+// from the enumerated energies: E_C, E_I (min over Y != Y_i, ties to the
+// chain order), the argmin and log Z, through model.Loss.Terms.
+func (h *chainHost) seqLoss(l model.Loss, x [][]float64, y []int32) float64 {
+	var eC, eMin, eI = 0.0, math.Inf(1), math.Inf(1)
+	argminIsLabel := false
+	mx := math.Inf(-1)
+	var es []float64
+	h.enumerate(x, func(_ int, d []int, e float64) {
+		es = append(es, e)
 		isLabel := true
-		for t := range T {
+		for t := range d {
 			isLabel = isLabel && d[t] == int(y[t])
 		}
 		if e < eMin {
@@ -134,7 +141,7 @@ func (h *chainHost) seqLoss(l model.Loss, x [][]float64, y []int32) float64 {
 			eI = e
 		}
 		mx = math.Max(mx, -l.Beta*e)
-	}
+	})
 	var z float64
 	for _, e := range es {
 		z += math.Exp(-l.Beta*e - mx)
@@ -537,8 +544,19 @@ func TestSequenceTrainerLearnsHMM(t *testing.T) {
 // the uninterrupted run.
 func TestSequenceResumeIsBitwiseExact(t *testing.T) {
 	train, test, _ := hmmSequences(t, 150, 40)
-	b := cpu.New()
-	defer b.Close()
+	for _, bm := range backendMakers {
+		t.Run(bm.name, func(t *testing.T) {
+			if testing.Short() && bm.name != "cpu" {
+				t.Skip("-short: cpu only")
+			}
+			b := bm.open(t)
+			defer b.Close()
+			testSequenceResume(t, b, train, test)
+		})
+	}
+}
+
+func testSequenceResume(t *testing.T, b model.Backend, train, test *model.Sequences) {
 	cfg := chainConfig()
 	cfg.Model, cfg.Epochs, cfg.Batch = "mlp:6", 3, 23
 	ref, err := model.NewSequenceTrainer(b, cfg, train, test)
@@ -623,29 +641,14 @@ func TestPredictChain(t *testing.T) {
 	for i := 0; i+1 < len(off); i++ {
 		x, _ := cb.seq(i)
 		T := len(x)
-		u := make([][]float64, T)
-		for pos := range x {
-			u[pos] = h.unary(x[pos])
-		}
-		n := int(math.Pow(k, float64(T)))
 		best, bestE := 0, math.Inf(1)
 		var es []float64
-		dd := make([]int, T)
-		for idx := range n {
-			for pos, r := 0, idx; pos < T; pos++ {
-				dd[pos] = r % k
-				r /= k
-			}
-			e := h.s[dd[0]] + u[0][dd[0]]
-			for pos := 1; pos < T; pos++ {
-				e += h.p[dd[pos-1]*k+dd[pos]] + u[pos][dd[pos]]
-			}
-			e += h.f[dd[T-1]]
+		h.enumerate(x, func(idx int, _ []int, e float64) {
 			es = append(es, e)
 			if e < bestE {
 				best, bestE = idx, e
 			}
-		}
+		})
 		lz := logSumExp(beta, es)
 		for pos, r := 0, best; pos < T; pos++ {
 			if got := int(p.Path[off[i]+pos]); got != r%k {
