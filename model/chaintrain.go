@@ -117,7 +117,7 @@ func (s *seqRun) step(t *Trainer, ids []int32, sums []float32) (float64, error) 
 	if err := cm.BackwardUnary(u); err != nil {
 		return 0, err
 	}
-	return loss, t.Optimizer.Step()
+	return loss, t.update()
 }
 
 func (s *seqRun) evaluate(t *Trainer, keepMargins bool) (EvalResult, error) {

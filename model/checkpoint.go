@@ -137,6 +137,9 @@ func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // can be taken between epochs or after Run stopped mid-epoch on a done
 // context: the epoch continues where it stopped.
 func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
+	if err := t.settle(); err != nil { // steps still in flight (pipeline.go)
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
 	if t.bt == nil {
 		return nil, errors.New("checkpoint: trainer used after Close")
 	}

@@ -3,6 +3,7 @@
 
 // kernels/chain.cu sha256 1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
 #include "emu.h"
 #include "../../kernels/chain.cu"
