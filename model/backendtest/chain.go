@@ -204,7 +204,16 @@ func newChainTol(q *refSeq, r refChainSeq, l model.Loss, labelled bool) chainTol
 	ct.loss = 4*ct.e*(1+lip+l.Beta) + ct.logZ*(1+1/l.Beta) + gamma(8, 0)*(math.Abs(r.row.loss)+1)
 	g := 4 * ct.e
 	d := ec - ei
+	finite := !math.IsInf(r.row.loss, 0) && !math.IsNaN(r.row.loss) && !math.IsInf(lip, 0)
+	for _, x := range r.row.grad {
+		finite = finite && !math.IsInf(x, 0) && !math.IsNaN(x)
+	}
 	switch {
+	case !finite:
+		// The loss overflowed (square-exp with E_I of -1000): the value
+		// is checked (+Inf is +Inf), the gradient is not comparable.
+		ct.nearKink = true
+		ct.loss = math.Inf(1)
 	case r.gap12 > 0 && r.gap12 < g, r.gap23 > 0 && r.gap23 < g:
 		ct.nearKink = true
 	case l.Kind == model.Hinge && math.Abs(l.Margin+d) < g:
