@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gputrain/gputrain/cpu"
 	"github.com/gputrain/gputrain/dataset"
 	"github.com/gputrain/gputrain/model"
+	"github.com/gputrain/gputrain/model/safetensors"
 )
 
 // chainHost is a float64 copy of a ChainModel's parameters and a float64
@@ -718,4 +720,80 @@ func bayesAccuracy(t *testing.T, h *dataset.HMM, seqs *model.Sequences) (seqAcc,
 		}
 	}
 	return float64(right) / float64(seqs.Len()), float64(pos) / float64(n)
+}
+
+// TestChainCheckpointEnergyFormula: a chain checkpoint's "energy" metadata
+// and its tensors (chain.transitions [K, K], chain.start and chain.final
+// [K], the layers of a linear trunk) give, computed in float64 exactly as
+// docs/CHECKPOINTS.md says, the E(Y_i) that ChainLoss reports for the
+// held-out sequences.
+func TestChainCheckpointEnergyFormula(t *testing.T) {
+	train, test, _ := hmmSequences(t, 60, 5)
+	b := cpu.New()
+	defer b.Close()
+	cfg := chainConfig()
+	cfg.Epochs = 1
+	tr, err := model.NewSequenceTrainer(b, cfg, train, nil)
+	must(t, err)
+	defer tr.Close()
+	_, err = tr.Run(context.Background())
+	must(t, err)
+	path := filepath.Join(t.TempDir(), "c.safetensors")
+	must(t, tr.SaveCheckpoint(path, model.DataInfo{Dataset: "hmm", SeqColumn: "seq"}))
+	f, err := safetensors.ReadFile(path)
+	must(t, err)
+	md := f.Metadata
+	for _, w := range []string{"chain.transitions[y_{t-1}, y_t]", "chain.start[y_1]", "chain.final[y_T]", "U(k,x) = -(layers.L.weight[k]"} {
+		if !strings.Contains(md["energy"], w) {
+			t.Errorf("energy metadata %q lacks %q", md["energy"], w)
+		}
+	}
+	if md["chain"] != "true" || md["states"] != "4" || md["seq_column"] != "seq" || md["train_rows"] != "60" {
+		t.Errorf("metadata chain %q states %q seq_column %q train_rows %q", md["chain"], md["states"], md["seq_column"], md["train_rows"])
+	}
+	tensor := func(name string, shape ...int) []float64 {
+		tt, ok := f.Tensor(name)
+		if !ok {
+			t.Fatalf("no tensor %s", name)
+		}
+		if !slices.Equal(tt.Shape, shape) {
+			t.Fatalf("tensor %s has shape %v, want %v", name, tt.Shape, shape)
+		}
+		v, err := tt.Float32s()
+		must(t, err)
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i] = float64(x)
+		}
+		return out
+	}
+	const k, d = 4, 5
+	w, bias := tensor("layers.0.weight", k, d), tensor("layers.0.bias", k)
+	p, s, fin := tensor("chain.transitions", k, k), tensor("chain.start", k), tensor("chain.final", k)
+	cm := tr.Model.(*model.ChainModel)
+	cb := chainBatch{x: test.X, d: d, labels: test.Y}
+	for _, o := range test.Offsets {
+		cb.off = append(cb.off, int32(o))
+	}
+	_, stats, _ := chainGradients(t, b, cm, cb, model.DefaultLoss(model.NLL))
+	for i := 0; i < test.Len(); i++ {
+		x, y := cb.seq(i)
+		u := func(pos int, state int32) float64 {
+			e := bias[state]
+			for j := range d {
+				e += w[int(state)*d+j] * x[pos][j]
+			}
+			return -e
+		}
+		e := s[y[0]] + fin[y[len(y)-1]]
+		for pos := range y {
+			e += u(pos, y[pos])
+			if pos > 0 {
+				e += p[int(y[pos-1])*k+int(y[pos])]
+			}
+		}
+		if got := float64(stats[i*model.NumStats+model.StatCorrect]); math.Abs(got-e) > 1e-4*(1+math.Abs(e)) {
+			t.Errorf("sequence %d: E(Y_i) %v from ChainLoss, %v from the checkpoint's tensors", i, got, e)
+		}
+	}
 }
