@@ -41,7 +41,7 @@ func NewSequenceTrainer(b Backend, cfg Config, train, eval *Sequences) (*Trainer
 		}
 		evalData = &eval.Data
 	}
-	t, err := newTrainer(b, cfg, &train.Data, evalData)
+	t, err := newTrainer(b, cfg, nil, &train.Data, evalData)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,10 @@ type pipeline struct {
 func (t *Trainer) usePipeline() (StepOps, bool) {
 	ops, ok := t.b.(StepOps)
 	_, builtin := t.Optimizer.(*optimizer)
-	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.seq == nil
+	// Data parallel (allreduce.go): the host-synchronized step, whose
+	// all-reduce hook sits between backward and the optimizer step. Chain
+	// models (chaintrain.go) take it too.
+	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.dist == nil && t.seq == nil
 }
 
 // newPipeline allocates the backend state of the trainer's loop.
@@ -154,6 +157,8 @@ func (t *Trainer) hostSyncReason() string {
 		return "a chain model: its steps run the chain's dynamic programs"
 	case !builtin:
 		return "a custom Optimizer"
+	case t.dist != nil:
+		return "data parallel: the gradients are all-reduced between backward and the optimizer step"
 	}
 	return fmt.Sprintf("the %s backend has no StepOps", t.b.Name())
 }

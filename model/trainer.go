@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/gputrain/gputrain/comm"
 )
 
 // Reduction says how the per-row losses of a batch combine into the loss
@@ -198,6 +200,8 @@ type Trainer struct {
 	pipe     *pipeline
 	diverged error
 	checkBuf []float32 // checkWeights' download buffer
+	// dist is the data-parallel state (allreduce.go); nil alone.
+	dist *distributed
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -206,11 +210,12 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 	if cfg.Chain {
 		return nil, errors.New("NewTrainer: a chain model trains on sequences: use NewSequenceTrainer")
 	}
-	return newTrainer(b, cfg, train, eval)
+	return newTrainer(b, cfg, nil, train, eval)
 }
 
-// newTrainer is NewTrainer; NewSequenceTrainer extends what it builds.
-func newTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+// newTrainer is NewTrainer with a communicator (NewDistributedTrainer);
+// NewSequenceTrainer extends what it builds.
+func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -230,6 +235,10 @@ func newTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 	}
 	spec, _ := cfg.Spec()
 	t := &Trainer{cfg: cfg, b: b}
+	t.setComm(c)
+	if err := t.checkAgreement(train, eval); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -258,7 +267,7 @@ func newTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	if t.bt, err = newBatcher(b, cfg.Batch, train.D); err != nil {
+	if t.bt, err = newBatcher(b, t.localBatch(), train.D); err != nil {
 		return nil, err
 	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x73687566)
@@ -328,7 +337,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 	sums := make([]float32, NumStats)
 	total := t.doneLoss
 	for s := t.done; s < steps; s++ {
-		if err := ctx.Err(); err != nil {
+		if err := t.stopRequested(ctx); err != nil {
 			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
 		}
 		rows := t.perm[s*t.cfg.Batch : min((s+1)*t.cfg.Batch, n)]
@@ -349,6 +358,9 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 	t.epoch = epoch
 	t.epochRNG, _ = t.pcg.MarshalBinary()
 	t.done, t.doneLoss = 0, 0
+	if err := t.checkReplicas(epoch); err != nil {
+		return 0, err
+	}
 	return total / float64(n), nil
 }
 
@@ -367,13 +379,14 @@ func (t *Trainer) shuffle() error {
 }
 
 // step is the host-synchronized step (StepHostSync): it trains on the
-// given rows and returns the sum of their losses.
+// given rows (this rank's shard of them, data parallel) and returns the
+// sum of their losses.
 func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if t.seq != nil {
 		return t.seq.step(t, rows, sums)
 	}
 	bt := t.bt
-	if err := bt.load(t.train, rows); err != nil {
+	if err := bt.load(t.train, t.shard(rows)); err != nil {
 		return 0, err
 	}
 	e, err := t.Model.Forward(bt.x)
@@ -394,13 +407,17 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if err := t.b.Download(sums, bt.sums); err != nil {
 		return 0, err
 	}
-	loss := float64(sums[StatLoss])
+	if err := t.Model.Backward(e); err != nil {
+		return 0, err
+	}
+	// The ranks' gradients and losses summed (nothing to do alone).
+	loss, err := t.allReduceStep(float64(sums[StatLoss]))
+	if err != nil {
+		return 0, err
+	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		// Stop before the step: the weights stay those that gave it.
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
-	}
-	if err := t.Model.Backward(e); err != nil {
-		return 0, err
 	}
 	return loss, t.update()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gputrain/gputrain/comm"
 	"github.com/gputrain/gputrain/dataset"
 	"github.com/gputrain/gputrain/model"
 )
@@ -145,12 +146,16 @@ func loadSequenceDataInfo(o runOptions, norm *dataset.Normalizer) (train, test *
 }
 
 // newRunTrainer builds the trainer of a run: a sequence trainer for
-// sequence data, else the ordinary one.
-func newRunTrainer(be model.Backend, o runOptions, train, test *model.Data) (*model.Trainer, error) {
-	if o.seq != nil {
-		return model.NewSequenceTrainer(be, o.cfg, o.seq.train, o.seq.test)
+// sequence data (on one rank: chains do not train data parallel), else
+// the ordinary one on the communicator c (nil: alone).
+func newRunTrainer(be model.Backend, o runOptions, c comm.Comm, train, test *model.Data) (*model.Trainer, error) {
+	if o.seq == nil {
+		return model.NewDistributedTrainer(be, o.cfg, c, train, test)
 	}
-	return model.NewTrainer(be, o.cfg, train, test)
+	if c != nil && c.Size() > 1 {
+		return nil, fmt.Errorf("chain models train on one rank; this run has %d (data-parallel training of sequences is not supported yet)", c.Size())
+	}
+	return model.NewSequenceTrainer(be, o.cfg, o.seq.train, o.seq.test)
 }
 
 // trainUnits is what train_rows of a checkpoint counts for o: sequences or
