@@ -194,6 +194,9 @@ func DecodeSequenceCSV(r io.Reader, name string, opts SequenceCSVOptions) (*Sequ
 		return nil, fmt.Errorf("%s: no feature columns besides the sequence id and the label", name)
 	}
 	s := &SequenceSet{Set: &Set{Name: name, D: len(feat), Shape: []int{len(feat)}}, Offsets: []int{0}}
+	for _, j := range feat {
+		s.FeatureNames = append(s.FeatureNames, strings.TrimSpace(header[j]))
+	}
 	var labels []string
 	seen := map[string]int{} // id -> line of its first row
 	for {

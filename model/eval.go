@@ -111,7 +111,7 @@ func Evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, batch int) (E
 	if dd == nil || dd.X == nil {
 		return EvalResult{}, errors.New("evaluate: no data (nil or freed)")
 	}
-	bt, err := newBatcher(b, batch, dd.Host.D)
+	bt, err := newBatcher(b, rowsPerStep(batch, dd.Host.N), dd.Host.D)
 	if err != nil {
 		return EvalResult{}, err
 	}

@@ -163,9 +163,12 @@ func (t *Trainer) hostSyncReason() string {
 	return fmt.Sprintf("the %s backend has no StepOps", t.b.Name())
 }
 
-// learningRate is the learning rate of global step step (1-based). LR
-// schedules plug in here; the pipelined steps read it from the epoch's plan.
-func (t *Trainer) learningRate(step int) float64 { return t.cfg.Optimizer.LR }
+// learningRate is the learning rate of global step step (1-based):
+// Config.Schedule's (schedule.go); the pipelined steps read it from the
+// epoch's plan.
+func (t *Trainer) learningRate(step int) float64 {
+	return t.cfg.Schedule.LR(t.cfg.Optimizer.LR, step-1, t.cfg.Epochs*t.StepsPerEpoch())
+}
 
 // trainEpochPipelined is TrainEpoch through StepOps: the epoch's order and
 // learning rates are uploaded once, each step is issued without waiting,
@@ -247,7 +250,7 @@ func (t *Trainer) trainEpochPipelined(ctx context.Context, ops StepOps) (float64
 			if p.rows > 0 {
 				loss = p.sum / float64(p.rows)
 			}
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: o.t, Loss: loss, LossSteps: p.known})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: o.t, Loss: loss, LossSteps: p.known, LR: float64(p.lr[s])})
 		}
 	}
 	// Every step issued is read back before the epoch ends or is cut: the

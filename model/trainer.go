@@ -67,6 +67,12 @@ type Config struct {
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
 	StreamData bool
+	// Schedule varies the learning rate with the global step (schedule.go);
+	// the zero value keeps Optimizer.LR.
+	Schedule Schedule
+	// EarlyStop stops training when the held-out metric stops improving
+	// (earlystop.go); the zero value trains every epoch.
+	EarlyStop EarlyStop
 }
 
 // DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
@@ -122,6 +128,12 @@ func (c Config) Validate() error {
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
 	}
+	if err := c.Schedule.Validate(); err != nil {
+		return fmt.Errorf("learning-rate schedule: %w", err)
+	}
+	if err := c.EarlyStop.Validate(); err != nil {
+		return err
+	}
 	if err := c.validateChain(); err != nil {
 		return err
 	}
@@ -141,6 +153,8 @@ type StepInfo struct {
 	// at most Trainer.LossEvery; on a GPU by at most about 2*LossEvery.
 	Loss      float64
 	LossSteps int
+	// LR is the learning rate of the step (Config.Schedule, schedule.go).
+	LR float64
 }
 
 // EpochResult is passed to Trainer.OnEpoch and returned by Run.
@@ -152,6 +166,11 @@ type EpochResult struct {
 	Eval        *EvalResult
 	Seconds     float64 // training time of the epoch
 	EvalSeconds float64
+	// With Config.EarlyStop: Best marks the epoch whose held-out metric is
+	// the best so far, which is BestValue, reached at epoch BestEpoch.
+	Best      bool
+	BestEpoch int
+	BestValue float64
 }
 
 // Trainer trains an energy model on a data set uploaded once to a Backend.
@@ -202,6 +221,9 @@ type Trainer struct {
 	checkBuf []float32 // checkWeights' download buffer
 	// dist is the data-parallel state (allreduce.go); nil alone.
 	dist *distributed
+	// dataSHA256 caches DataFingerprint of the training data (integrity.go).
+	dataSHA256 string
+	early      earlyStopState // earlystop.go
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -234,6 +256,9 @@ func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer
 		}
 	}
 	spec, _ := cfg.Spec()
+	// A batch of the training rows or more is one step over all of them
+	// (data.go, rowsPerStep): no buffer is sized by a larger one.
+	cfg.Batch = rowsPerStep(cfg.Batch, train.N)
 	t := &Trainer{cfg: cfg, b: b}
 	t.setComm(c)
 	if err := t.checkAgreement(train, eval); err != nil {
@@ -289,10 +314,11 @@ func (t *Trainer) StepsPerEpoch() int { return (t.units() + t.cfg.Batch - 1) / t
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch
-// loss (the error names the epoch and step), or when ctx is done.
+// loss (the error names the epoch and step), when ctx is done, or when
+// Config.EarlyStop says the held-out metric stopped improving.
 func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 	var out []EpochResult
-	for t.epoch < t.cfg.Epochs {
+	for t.epoch < t.cfg.Epochs && !t.early.stopped {
 		start := time.Now()
 		loss, err := t.TrainEpoch(ctx)
 		if err != nil {
@@ -308,6 +334,7 @@ func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 			r.Eval = &ev
 			r.EvalSeconds = time.Since(start).Seconds()
 		}
+		t.observeEarlyStop(&r)
 		out = append(out, r)
 		if t.OnEpoch != nil {
 			t.OnEpoch(r)
@@ -352,7 +379,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		total += loss
 		t.done, t.doneLoss = s+1, total
 		if t.OnStep != nil {
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: total / float64(min((s+1)*t.cfg.Batch, n)), LossSteps: s + 1})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: total / float64(min((s+1)*t.cfg.Batch, n)), LossSteps: s + 1, LR: t.learningRate(t.Optimizer.Steps())})
 		}
 	}
 	t.epoch = epoch

@@ -406,8 +406,8 @@ func seqDemoTable(rows []seqDemoRow) string {
 }
 
 func sequenceDemoAction(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		return fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return err
 	}
 	o := seqDemoOptions{
 		seed: c.Uint64("seed"), train: c.Int("train"), test: c.Int("test"), length: c.Int("length"), p: c.Float64("p"),
@@ -416,6 +416,9 @@ func sequenceDemoAction(c *cli.Context) error {
 	}
 	if o.backend == autoBackend {
 		o.backend, _ = resolveAuto()
+	}
+	if err := o.validate(); err != nil {
+		return usage(err)
 	}
 	var progress io.Writer
 	if !c.Bool("quiet") {

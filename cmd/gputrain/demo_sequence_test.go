@@ -59,7 +59,7 @@ func TestSequenceDemoCommand(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"--length", "0"}, {"--p", "1.5"}, {"--train", "0"}, {"--lr", "0"}} {
 		code, _, errs := runArgs(append([]string{"demo", "sequence", "--backend", "cpu"}, bad...)...)
-		if code != exitError || errs == "" {
+		if code != exitUsage || errs == "" {
 			t.Errorf("%v: exit %d, stderr %q", bad, code, errs)
 		}
 	}

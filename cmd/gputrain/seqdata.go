@@ -32,7 +32,8 @@ func seqFlags() []cli.Flag {
 type seqOptions struct {
 	column      string
 	label       string
-	train, test *model.Sequences
+	train, test *model.Sequences // test: what the epochs are evaluated on
+	finalTest   *model.Sequences // with --val-split: the test sequences, evaluated at the end
 }
 
 // defaultSeqLabel is the label column of sequence data when --label is
@@ -48,13 +49,13 @@ func (o *runOptions) parseSeq(c *cli.Context) error {
 	col := c.String("seq-column")
 	switch {
 	case col == "":
-		return fmt.Errorf("--seq-column is empty: name the column of sequence ids")
+		return usagef("--seq-column is empty: name the column of sequence ids")
 	case c.IsSet("labels") || c.IsSet("no-pairwise"):
-		return fmt.Errorf("--seq-column (a chain over positions) and --labels (a joint model over columns) exclude each other")
+		return usagef("--seq-column (a chain over positions) and --labels (a joint model over columns) exclude each other")
 	case o.data != "" && !isCSVPath(o.data):
-		return fmt.Errorf("--seq-column needs --data to name a CSV file (got the directory %s)", o.data)
+		return usagef("--seq-column needs --data to name a CSV file (got the directory %s)", o.data)
 	case o.data == "" && c.String("resume") == "":
-		return fmt.Errorf("--seq-column needs --data to name a CSV file of sequences")
+		return usagef("--seq-column needs --data to name a CSV file of sequences")
 	}
 	o.seq = &seqOptions{column: col, label: defaultSeqLabel}
 	if c.IsSet("label") {
@@ -62,7 +63,7 @@ func (o *runOptions) parseSeq(c *cli.Context) error {
 	}
 	o.csv = nil // the label column is the sequence format's, not the flat CSV path's
 	o.cfg.Chain = true
-	return o.cfg.Validate()
+	return usage(o.cfg.Validate())
 }
 
 // resumeSeq sets a resumed chain run's sequence options from its
@@ -70,7 +71,7 @@ func (o *runOptions) parseSeq(c *cli.Context) error {
 func (o *runOptions) resumeSeq(c *cli.Context, ck *model.Checkpoint) error {
 	if !ck.Config.Chain {
 		if o.seq != nil {
-			return fmt.Errorf("--seq-column: the checkpoint %s is not a chain model", ck.Path)
+			return usagef("--seq-column: the checkpoint %s is not a chain model", ck.Path)
 		}
 		return nil
 	}
@@ -79,7 +80,7 @@ func (o *runOptions) resumeSeq(c *cli.Context, ck *model.Checkpoint) error {
 		label = ck.Data.LabelColumns[0]
 	}
 	if o.seq != nil && (o.seq.column != ck.Data.SeqColumn || c.IsSet("label") && o.seq.label != label) {
-		return fmt.Errorf("--seq-column %q --label %q contradict the checkpoint %s, trained on sequence column %q and label %q", o.seq.column, o.seq.label, ck.Path, ck.Data.SeqColumn, label)
+		return usagef("--seq-column %q --label %q contradict the checkpoint %s, trained on sequence column %q and label %q", o.seq.column, o.seq.label, ck.Path, ck.Data.SeqColumn, label)
 	}
 	o.seq = &seqOptions{column: ck.Data.SeqColumn, label: label}
 	o.csv = nil
@@ -91,58 +92,99 @@ func toSequences(s *dataset.SequenceSet, classes int) *model.Sequences {
 	return &model.Sequences{Data: model.Data{X: s.X, Y: s.Y, N: s.N, D: s.D, Classes: classes}, Offsets: s.Offsets}
 }
 
-// loadSequenceDataInfo is loadDataInfo for sequence data: the training and
-// test sequences (o.seq.train, o.seq.test), their positions as the
-// returned sets, and what a checkpoint records.
-func loadSequenceDataInfo(o runOptions, norm *dataset.Normalizer) (train, test *model.Data, info model.DataInfo, err error) {
-	all, err := dataset.LoadSequenceCSV(o.data, dataset.SequenceCSVOptions{SeqColumn: o.seq.column, Label: o.seq.label})
+// loadSequenceData is loadDataInfo for sequence data: the training
+// sequences (the first o.limit, less the --val-split ones), the held-out
+// ones (--test-split of the file drawn by --split-seed, or a --test file
+// of sequences), never cutting a sequence; features standardized on the
+// training positions (or with the resumed checkpoint's norm). The
+// sequences themselves go to o.seq; the returned sets are their positions.
+func loadSequenceData(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
+	sp := o.splits
+	opts := dataset.SequenceCSVOptions{SeqColumn: o.seq.column, Label: o.seq.label}
+	all, err := dataset.LoadSequenceCSV(o.data, opts)
 	if err != nil {
-		return nil, nil, info, err
+		return nil, err
 	}
-	if all.Len() < 2 {
-		return nil, nil, info, fmt.Errorf("%s: %d sequence, need at least 2 to hold out a test split", o.data, all.Len())
-	}
-	tr, te, err := all.Split(1-csvTestFraction, csvSplitSeed)
-	if err != nil {
-		return nil, nil, info, err
-	}
-	if tr.Len() == 0 || te.Len() == 0 {
-		return nil, nil, info, fmt.Errorf("%s: %d sequences are too few to hold out %g of them", o.data, all.Len(), csvTestFraction)
+	var tr, te, va *dataset.SequenceSet
+	held := ""
+	if sp.test != "" {
+		if te, err = dataset.LoadSequenceCSV(sp.test, dataset.SequenceCSVOptions{SeqColumn: o.seq.column, Label: o.seq.label, Classes: all.ClassNames}); err != nil {
+			return nil, err
+		}
+		tr, held = all, "test sequences from "+sp.test
+	} else {
+		if all.Len() < 2 {
+			return nil, fmt.Errorf("%s: %d sequence, need at least 2 to hold out a test split", o.data, all.Len())
+		}
+		if tr, te, err = all.Split(1-sp.testFrac, sp.seed); err != nil {
+			return nil, err
+		}
+		if tr.Len() == 0 || te.Len() == 0 {
+			return nil, fmt.Errorf("%s: %d sequences are too few to hold out %g of them", o.data, all.Len(), sp.testFrac)
+		}
+		held = fmt.Sprintf("test sequences %g of the file (--test-split), drawn by --split-seed %d", sp.testFrac, sp.seed)
 	}
 	if o.limit > 0 && o.limit < tr.Len() {
 		if tr, err = tr.Subset(o.limit); err != nil {
-			return nil, nil, info, err
+			return nil, err
 		}
 	}
+	if sp.valFrac > 0 {
+		if tr, va, err = tr.Split(1-sp.valFrac, sp.seed^valSeedSalt); err != nil {
+			return nil, err
+		}
+		if tr.Len() == 0 || va.Len() == 0 {
+			return nil, fmt.Errorf("%d training sequences are too few to hold out %g of them for validation", tr.Len()+va.Len(), sp.valFrac)
+		}
+	}
+	if te.D != tr.D {
+		return nil, fmt.Errorf("%s has %d features per position, %s %d", sp.test, te.D, o.data, tr.D)
+	}
 	if norm != nil && len(norm.Mean) != tr.D {
-		return nil, nil, info, fmt.Errorf("%s has %d features per position; the resumed checkpoint's model takes %d inputs", o.data, tr.D, len(norm.Mean))
+		return nil, fmt.Errorf("%s has %d features per position; the resumed checkpoint's model takes %d inputs", o.data, tr.D, len(norm.Mean))
 	}
 	n := norm
 	if n == nil {
 		fitted, err := dataset.FitNormalizer(tr.Set)
 		if err != nil {
-			return nil, nil, info, err
+			return nil, err
 		}
 		n = &fitted
 	}
-	if err := n.Apply(tr.Set); err != nil {
-		return nil, nil, info, err
-	}
-	if err := n.Apply(te.Set); err != nil {
-		return nil, nil, info, err
+	for _, s := range []*dataset.SequenceSet{tr, va, te} {
+		if s != nil {
+			if err := n.Apply(s.Set); err != nil {
+				return nil, err
+			}
+		}
 	}
 	src, err := filepath.Abs(o.data)
 	if err != nil {
-		return nil, nil, info, err
+		return nil, err
 	}
-	info = model.DataInfo{
+	k := max(all.Classes, te.Classes, sp.classes)
+	info := model.DataInfo{
 		Dataset: datasetName(o.data), Source: src, InputShape: []int{tr.D}, ClassNames: all.ClassNames,
-		TrainRows: tr.Len(), Limit: o.limit, TestFraction: csvTestFraction, Mean: n.Mean, Std: n.Std,
-		LabelColumns: []string{o.seq.label}, SeqColumn: o.seq.column,
+		TrainRows: tr.Len(), Limit: o.limit, Mean: n.Mean, Std: n.Std, FeatureNames: all.FeatureNames,
+		LabelColumns: []string{o.seq.label}, SeqColumn: o.seq.column, SplitSeed: sp.seed, ValFraction: sp.valFrac,
 	}
-	k := all.Classes
+	if sp.test == "" {
+		info.TestFraction = sp.testFrac
+	} else if info.TestSource, err = filepath.Abs(sp.test); err != nil {
+		return nil, err
+	}
 	o.seq.train, o.seq.test = toSequences(tr, k), toSequences(te, k)
-	return &o.seq.train.Data, &o.seq.test.Data, info, nil
+	ld := &loadedData{train: &o.seq.train.Data, eval: &o.seq.test.Data, evalName: "test", info: info}
+	if va != nil {
+		// Epochs are evaluated on the validation sequences, the test ones
+		// at the end.
+		o.seq.test = toSequences(va, k)
+		ld.eval, ld.test, ld.evalName = &o.seq.test.Data, &toSequences(te, k).Data, "val"
+		o.seq.finalTest = toSequences(te, k)
+		held += fmt.Sprintf("; %d validation sequences (%g of the training ones, --val-split) evaluated after each epoch, the test ones at the end", va.Len(), sp.valFrac)
+	}
+	ld.about = append(ld.about, fmt.Sprintf("# %d states%s; %d training sequences (%d positions); %s", k, classList(all.ClassNames), tr.Len(), tr.N, held))
+	return ld, nil
 }
 
 // newRunTrainer builds the trainer of a run: a sequence trainer for
@@ -156,6 +198,26 @@ func newRunTrainer(be model.Backend, o runOptions, c comm.Comm, train, test *mod
 		return nil, fmt.Errorf("chain models train on one rank; this run has %d (data-parallel training of sequences is not supported yet)", c.Size())
 	}
 	return model.NewSequenceTrainer(be, o.cfg, o.seq.train, o.seq.test)
+}
+
+// finalTestSequences evaluates a chain model m on the test sequences held
+// back by --val-split.
+func finalTestSequences(be model.Backend, m model.EnergyModel, o runOptions) (model.EvalResult, error) {
+	cm, ok := m.(*model.ChainModel)
+	if !ok || o.seq.finalTest == nil {
+		return model.EvalResult{}, fmt.Errorf("evaluating the test sequences: not a chain model (%T)", m)
+	}
+	ev, err := model.EvaluateSequences(be, cm, o.seq.finalTest, o.cfg.Loss, o.cfg.Batch)
+	if err != nil {
+		return ev, fmt.Errorf("evaluating the test sequences: %w", err)
+	}
+	return ev, nil
+}
+
+// trainUnitsOf is the number of training units of o: sequences or rows.
+func trainUnitsOf(o runOptions, train *model.Data) int {
+	n, _ := trainUnits(o, train)
+	return n
 }
 
 // trainUnits is what train_rows of a checkpoint counts for o: sequences or
@@ -172,5 +234,9 @@ func describeSeq(o runOptions) string {
 	if o.seq == nil || o.seq.train == nil {
 		return ""
 	}
-	return fmt.Sprintf(", chain over %d states on %d training sequences (%d test)", o.seq.train.Classes, o.seq.train.Len(), o.seq.test.Len())
+	what := o.evalName
+	if what == "" {
+		what = "test"
+	}
+	return fmt.Sprintf(", chain over %d states on %d training sequences (%d %s)", o.seq.train.Classes, o.seq.train.Len(), o.seq.test.Len(), what)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -90,16 +89,19 @@ func evalSequencesAction(c *cli.Context, ck *model.Checkpoint, backend string, b
 	data := c.String("data")
 	var s *dataset.SequenceSet
 	var err error
-	if data != "" {
+	switch {
+	case data != "":
 		s, err = loadCheckpointSequences(ck, data, true)
-	} else {
+	case ck.Data.TestSource != "":
+		s, err = loadCheckpointSequences(ck, ck.Data.TestSource, true)
+	default:
 		// The held-out split of the training file, drawn as training drew it.
 		if err = checkDataPath(ck.Data.Source); err != nil {
 			return fmt.Errorf("the data the checkpoint %s was trained on: %w (pass --data)", ck.Path, err)
 		}
 		var all *dataset.SequenceSet
 		if all, err = loadCheckpointSequences(ck, ck.Data.Source, true); err == nil {
-			_, s, err = all.Split(1-ck.Data.TestFraction, csvSplitSeed)
+			_, s, err = all.Split(1-ck.Data.TestFraction, ck.Data.SplitSeed)
 			if err == nil && s.Len() == 0 {
 				err = fmt.Errorf("%s: no held-out sequences", ck.Data.Source)
 			}
@@ -226,11 +228,11 @@ type seqPredictReport struct {
 func predictSequencesAction(c *cli.Context, ck *model.Checkpoint, backend string, batch int) error {
 	top := c.Int("top")
 	if top < 1 {
-		return fmt.Errorf("top must be >= 1, got %d", top)
+		return usagef("top must be >= 1, got %d", top)
 	}
 	in := c.String("input")
 	if in == "" {
-		return errors.New("--input is required: a CSV file of sequences (the label column may be left out)")
+		return usagef("--input is required: a CSV file of sequences (the label column may be left out)")
 	}
 	s, err := loadCheckpointSequences(ck, in, false)
 	if err != nil {
