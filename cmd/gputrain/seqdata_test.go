@@ -128,6 +128,13 @@ func TestSequenceTrainEvalPredictResume(t *testing.T) {
 		t.Errorf("resume with another --seq-column: exit %d, %q", code, errs)
 	}
 
+	// --val-split holds out training sequences for the epochs and tests
+	// the held-out ones at the end, as sequences.
+	code, out, errs = runArgs("train", "--data", data, "--seq-column", "seq", "--epochs", "1", "--batch", "8", "--val-split", "0.25", "--save", "", "--backend", "cpu", "-q")
+	if code != 0 || !strings.Contains(out, "on 72 training sequences (24 val)") || !regexp.MustCompile(`(?m)^# test \(24 sequences, the last epoch's weights\): acc [0-9.]+ pos [0-9.]+ `).MatchString(out) {
+		t.Errorf("--val-split: exit %d, stderr %q\n%s", code, errs, out)
+	}
+
 	code, out, errs = runArgs("losses", "--data", data, "--seq-column", "seq", "--epochs", "1", "--backend", "cpu", "-q")
 	if code != 0 || strings.Count(out, "| ok |") < 8 {
 		t.Errorf("losses on sequences: exit %d, stderr %q\n%s", code, errs, out)
