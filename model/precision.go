@@ -160,6 +160,8 @@ func (m *dense) setPrecision(p Precision) { m.prec = p }
 
 func (m *JointModel) setPrecision(p Precision) { m.heads.setPrecision(p) }
 
+func (m *ChainModel) setPrecision(p Precision) { m.trunk.setPrecision(p) }
+
 // SetPrecision sets the precision of the products of a model built by
 // NewEnergyModel or NewJointModel (NewTrainer and Checkpoint.NewModel take
 // it from Config.Precision), checking that its backend has them.

@@ -223,6 +223,9 @@ type loadedData struct {
 // (pixels in [0,1]). Labels must be 0..K-1 with every class in the
 // training rows, unless --classes K says some are absent.
 func loadDataInfo(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
+	if o.seq != nil {
+		return loadSequenceData(o, norm) // seqdata.go
+	}
 	sp := o.splits
 	tr, te, err := loadSplitsWith(o.data, o.csv, sp)
 	if err != nil {
