@@ -134,13 +134,14 @@ func TestBlockSum(t *testing.T) {
 }
 
 // TestMissingBarrier: the kernel without its barrier passes in index order
-// and fails for some seed of the permuted mode. That is what permuted mode
-// is for.
+// and fails for some seed of the permuted mode in the plain build: that is
+// what permuted mode is for; the checked build reports the race outright.
 func TestMissingBarrier(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const n, block = 1000, 256
 	grid := ceilDiv(n, block)
 	run := func(opts emu.Options) (got []float32, x []float32) {
+		opts.Checks = emu.ChecksOff
 		d := newDriver(t, opts)
 		x = randF32(rng, n)
 		xp, out := upload(t, d, x), poisonedF32(t, d, grid)
@@ -168,6 +169,14 @@ func TestMissingBarrier(t *testing.T) {
 		t.Fatal("permuted mode did not expose the missing __syncthreads with seeds 1..4")
 	}
 	t.Logf("missing barrier caught by %d of 4 seeds", caught)
+
+	for _, opts := range modes {
+		d := checkedDriver(t, opts)
+		xp, out := upload(t, d, randF32(rng, n)), poisonedF32(t, d, grid)
+		msg := launchErr(t, d, "emutest_block_sum_nobarrier", dim(grid, 1, 1), dim(block, 1, 1), 0, p(xp), i64(n), p(out))
+		wantAll(t, msg, "kernel emutest_block_sum_nobarrier", "shared-memory race on static shared s + ",
+			"(device/emu/testdata/reduce.cu:34)", "with no __syncthreads between them")
+	}
 }
 
 func TestWarpOps(t *testing.T) {

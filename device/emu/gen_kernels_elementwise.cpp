@@ -4,39 +4,56 @@
 // kernels/elementwise.cu sha256 09f2ad9744b693b18d2010945668cfeef3677093158afbd4b7a6a42204a4b416
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_elementwise"
 #include "emu.h"
 #include "../../kernels/elementwise.cu"
 
-static void gt_emu_tramp_gt_add_row_vector(const uint64_t* a) { ::gt_emu::invoke(&gt_add_row_vector, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_add_row_vector(const uint64_t* a) { ::gt_emu::invoke(&gt_add_row_vector, a); }
+extern "C" void gt_emu_ctramp_gt_add_row_vector(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_relu(const uint64_t* a) { ::gt_emu::invoke(&gt_relu, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_relu(const uint64_t* a) { ::gt_emu::invoke(&gt_relu, a); }
+extern "C" void gt_emu_ctramp_gt_relu(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_tanh(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tanh(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh, a); }
+extern "C" void gt_emu_ctramp_gt_tanh(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_relu_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_relu_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_relu_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_relu_grad, a); }
+extern "C" void gt_emu_ctramp_gt_relu_grad(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_tanh_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tanh_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh_grad, a); }
+extern "C" void gt_emu_ctramp_gt_tanh_grad(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_sgd_step(const uint64_t* a) { ::gt_emu::invoke(&gt_sgd_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_sgd_step(const uint64_t* a) { ::gt_emu::invoke(&gt_sgd_step, a); }
+extern "C" void gt_emu_ctramp_gt_sgd_step(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_momentum_step(const uint64_t* a) { ::gt_emu::invoke(&gt_momentum_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_momentum_step(const uint64_t* a) { ::gt_emu::invoke(&gt_momentum_step, a); }
+extern "C" void gt_emu_ctramp_gt_momentum_step(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_adam_step(const uint64_t* a) { ::gt_emu::invoke(&gt_adam_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_adam_step(const uint64_t* a) { ::gt_emu::invoke(&gt_adam_step, a); }
+extern "C" void gt_emu_ctramp_gt_adam_step(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_gather_rows(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_rows, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gather_rows(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_rows, a); }
+extern "C" void gt_emu_ctramp_gt_gather_rows(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_gather_ints(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_ints, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gather_ints(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_ints, a); }
+extern "C" void gt_emu_ctramp_gt_gather_ints(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_elementwise.<line>), for reports.
+static const char* const gt_emu_decls_kernels_elementwise[] = {
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[] = {
-    {"gt_add_row_vector", ::gt_emu::arity(&gt_add_row_vector), &gt_emu_tramp_gt_add_row_vector, 0},
-    {"gt_relu", ::gt_emu::arity(&gt_relu), &gt_emu_tramp_gt_relu, 0},
-    {"gt_tanh", ::gt_emu::arity(&gt_tanh), &gt_emu_tramp_gt_tanh, 0},
-    {"gt_relu_grad", ::gt_emu::arity(&gt_relu_grad), &gt_emu_tramp_gt_relu_grad, 0},
-    {"gt_tanh_grad", ::gt_emu::arity(&gt_tanh_grad), &gt_emu_tramp_gt_tanh_grad, 0},
-    {"gt_sgd_step", ::gt_emu::arity(&gt_sgd_step), &gt_emu_tramp_gt_sgd_step, 0},
-    {"gt_momentum_step", ::gt_emu::arity(&gt_momentum_step), &gt_emu_tramp_gt_momentum_step, 0},
-    {"gt_adam_step", ::gt_emu::arity(&gt_adam_step), &gt_emu_tramp_gt_adam_step, 0},
-    {"gt_gather_rows", ::gt_emu::arity(&gt_gather_rows), &gt_emu_tramp_gt_gather_rows, 0},
-    {"gt_gather_ints", ::gt_emu::arity(&gt_gather_ints), &gt_emu_tramp_gt_gather_ints, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_add_row_vector", ::gt_emu::arity(&gt_add_row_vector), &gt_emu_tramp_gt_add_row_vector, 0, &gt_emu_ctramp_gt_add_row_vector, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 11, 23},
+    {"gt_relu", ::gt_emu::arity(&gt_relu), &gt_emu_tramp_gt_relu, 0, &gt_emu_ctramp_gt_relu, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 26, 29},
+    {"gt_tanh", ::gt_emu::arity(&gt_tanh), &gt_emu_tramp_gt_tanh, 0, &gt_emu_ctramp_gt_tanh, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 31, 33},
+    {"gt_relu_grad", ::gt_emu::arity(&gt_relu_grad), &gt_emu_tramp_gt_relu_grad, 0, &gt_emu_ctramp_gt_relu_grad, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 37, 40},
+    {"gt_tanh_grad", ::gt_emu::arity(&gt_tanh_grad), &gt_emu_tramp_gt_tanh_grad, 0, &gt_emu_ctramp_gt_tanh_grad, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 43, 48},
+    {"gt_sgd_step", ::gt_emu::arity(&gt_sgd_step), &gt_emu_tramp_gt_sgd_step, 0, &gt_emu_ctramp_gt_sgd_step, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 55, 61},
+    {"gt_momentum_step", ::gt_emu::arity(&gt_momentum_step), &gt_emu_tramp_gt_momentum_step, 0, &gt_emu_ctramp_gt_momentum_step, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 65, 73},
+    {"gt_adam_step", ::gt_emu::arity(&gt_adam_step), &gt_emu_tramp_gt_adam_step, 0, &gt_emu_ctramp_gt_adam_step, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 80, 92},
+    {"gt_gather_rows", ::gt_emu::arity(&gt_gather_rows), &gt_emu_tramp_gt_gather_rows, 0, &gt_emu_ctramp_gt_gather_rows, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 99, 114},
+    {"gt_gather_ints", ::gt_emu::arity(&gt_gather_ints), &gt_emu_tramp_gt_gather_ints, 0, &gt_emu_ctramp_gt_gather_ints, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 118, 123},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

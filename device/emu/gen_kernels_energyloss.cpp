@@ -4,39 +4,58 @@
 // kernels/energyloss.cu sha256 84e20dfe639543e2f939fe608bc29db86906f6b483ca4f48cebb5d0e47b86b36
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_energyloss"
 #include "emu.h"
 #include "../../kernels/energyloss.cu"
 
-static void gt_emu_tramp_gt_energy_loss(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss {
     gt_row_part sh[GT_THREADS];
     gt_row_coef coef;
 };
 
-static void gt_emu_tramp_gt_energy_loss_cached(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_cached, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss_cached(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_cached, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss_cached(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss_cached {
     gt_row_part warpParts[GT_EL_MAX_GROUPS];
     gt_row_coef coefs[GT_EL_MAX_GROUPS];
 };
 
-static void gt_emu_tramp_gt_energy_loss_partial(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_partial, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss_partial(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_partial, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss_partial(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss_partial {
     gt_row_part sh[GT_THREADS];
 };
 
-static void gt_emu_tramp_gt_energy_loss_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_merge, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_merge, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss_merge(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss_merge {
     gt_row_part sh[GT_THREADS];
     gt_row_coef coef;
 };
 
-static void gt_emu_tramp_gt_check_labels(const uint64_t* a) { ::gt_emu::invoke(&gt_check_labels, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_check_labels(const uint64_t* a) { ::gt_emu::invoke(&gt_check_labels, a); }
+extern "C" void gt_emu_ctramp_gt_check_labels(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_energyloss.<line>), for reports.
+static const char* const gt_emu_decls_kernels_energyloss[] = {
+    "283", "kernels/energyloss.cu:283 sh",
+    "284", "kernels/energyloss.cu:284 coef",
+    "358", "kernels/energyloss.cu:358 warpParts",
+    "359", "kernels/energyloss.cu:359 coefs",
+    "460", "kernels/energyloss.cu:460 sh",
+    "488", "kernels/energyloss.cu:488 sh",
+    "489", "kernels/energyloss.cu:489 coef",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[] = {
-    {"gt_energy_loss", ::gt_emu::arity(&gt_energy_loss), &gt_emu_tramp_gt_energy_loss, (long long)sizeof(gt_emu_shm_gt_energy_loss)},
-    {"gt_energy_loss_cached", ::gt_emu::arity(&gt_energy_loss_cached), &gt_emu_tramp_gt_energy_loss_cached, (long long)sizeof(gt_emu_shm_gt_energy_loss_cached)},
-    {"gt_energy_loss_partial", ::gt_emu::arity(&gt_energy_loss_partial), &gt_emu_tramp_gt_energy_loss_partial, (long long)sizeof(gt_emu_shm_gt_energy_loss_partial)},
-    {"gt_energy_loss_merge", ::gt_emu::arity(&gt_energy_loss_merge), &gt_emu_tramp_gt_energy_loss_merge, (long long)sizeof(gt_emu_shm_gt_energy_loss_merge)},
-    {"gt_check_labels", ::gt_emu::arity(&gt_check_labels), &gt_emu_tramp_gt_check_labels, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_energy_loss", ::gt_emu::arity(&gt_energy_loss), &gt_emu_tramp_gt_energy_loss, (long long)sizeof(gt_emu_shm_gt_energy_loss), &gt_emu_ctramp_gt_energy_loss, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 282, 303},
+    {"gt_energy_loss_cached", ::gt_emu::arity(&gt_energy_loss_cached), &gt_emu_tramp_gt_energy_loss_cached, (long long)sizeof(gt_emu_shm_gt_energy_loss_cached), &gt_emu_ctramp_gt_energy_loss_cached, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 356, 449},
+    {"gt_energy_loss_partial", ::gt_emu::arity(&gt_energy_loss_partial), &gt_emu_tramp_gt_energy_loss_partial, (long long)sizeof(gt_emu_shm_gt_energy_loss_partial), &gt_emu_ctramp_gt_energy_loss_partial, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 459, 477},
+    {"gt_energy_loss_merge", ::gt_emu::arity(&gt_energy_loss_merge), &gt_emu_tramp_gt_energy_loss_merge, (long long)sizeof(gt_emu_shm_gt_energy_loss_merge), &gt_emu_ctramp_gt_energy_loss_merge, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 487, 520},
+    {"gt_check_labels", ::gt_emu::arity(&gt_check_labels), &gt_emu_tramp_gt_check_labels, 0, &gt_emu_ctramp_gt_check_labels, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 527, 532},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -18,3 +18,5 @@ func New(opts Options) (*Driver, error) {
 
 // Kernels returns nil: without cgo no kernel is compiled in.
 func Kernels() []string { return nil }
+
+func compiledInputs() map[string]string { return nil }
