@@ -47,7 +47,7 @@ extern "C" __global__ void ka(float* x, long long n) {
 }
 extern "C" __global__ void kb(double a) { const int L = 3; __shared__ float v[L]; }
 `,
-		"device/emu/testdata/t.cu": "#include \"t.cuh\"\nextern \"C\" __global__ void kt() {}",
+		"device/emu/testdata/t.cu":  "#include \"t.cuh\"\nextern \"C\" __global__ void kt() {}",
 		"device/emu/testdata/t.cuh": "// a header of the test kernels\n",
 	})
 	files, err := Generate(root)
