@@ -277,6 +277,34 @@ func TestSharedPoisoned(t *testing.T) {
 	}
 }
 
+// TestDivergentBarrier: threads that wait at different __syncthreads are
+// reported by the checked build (the plain one releases them together).
+func TestDivergentBarrier(t *testing.T) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	for _, opts := range modes {
+		d := checkedDriver(t, opts)
+		const block = 64
+		x := randF32(rng, block)
+		xp, out := upload(t, d, x), poisonedF32(t, d, block)
+		for _, split := range []int{0, block} {
+			launch(t, d, "emutest_split_barrier", dim(2, 1, 1), dim(block, 1, 1), 0, p(xp), p(out), i64(split))
+			for i, v := range download[float32](t, d, out, block) {
+				if want := x[(i+1)%block]; v != want {
+					t.Fatalf("%v split %d: out[%d] = %v, want %v", opts.Mode, split, i, v, want)
+				}
+			}
+		}
+		msg := launchErr(t, d, "emutest_split_barrier", dim(2, 1, 1), dim(block, 1, 1), 0, p(xp), p(out), i64(40))
+		wantAll(t, msg, "kernel emutest_split_barrier", "divergent __syncthreads: thread (", " waits at testdata/checks.cu:1")
+		if opts.Mode == emu.Deterministic {
+			wantAll(t, msg, "thread (0,0,0) waits at testdata/checks.cu:198, thread (40,0,0) at testdata/checks.cu:200")
+		}
+	}
+	plain := newDriver(t, emu.Options{Checks: emu.ChecksOff})
+	xp, out := upload(t, plain, randF32(rng, 64)), poisonedF32(t, plain, 64)
+	launch(t, plain, "emutest_split_barrier", dim(1, 1, 1), dim(64, 1, 1), 0, p(xp), p(out), i64(40))
+}
+
 // TestChecksOption: the checked build is the default under go test, and
 // Options.Checks and GPUTRAIN_EMU_CHECKS choose otherwise.
 func TestChecksOption(t *testing.T) {

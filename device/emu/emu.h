@@ -150,6 +150,10 @@ extern unsigned char* g_dynamic_shared;
 
 // Switch points, implemented in runtime.cpp.
 void syncthreads();
+// syncthreads_at is __syncthreads in a checked unit: site ("file:line")
+// identifies the barrier, so that threads released together from
+// different barriers (divergent __syncthreads) are reported.
+void syncthreads_at(const char* site);
 void syncwarp(unsigned mask);
 void maybe_preempt();
 
@@ -230,11 +234,20 @@ GT_EMU_FN_ALWAYS uint3 thread_idx() {
 // the fence keeps it true should the runtime ever be inlined (e.g. LTO).
 #define GT_EMU_FENCE() asm volatile("" ::: "memory")
 
+#ifdef GT_EMU_CHECKED
+GT_EMU_FN void gt_emu_syncthreads_at(const char* site) {
+    GT_EMU_FENCE();
+    ::gt_emu::syncthreads_at(site);
+    GT_EMU_FENCE();
+}
+#define __syncthreads() ::gt_emu_syncthreads_at(__FILE__ ":" GT_EMU_STR(__LINE__))
+#else
 GT_EMU_FN void __syncthreads() {
     GT_EMU_FENCE();
     ::gt_emu::syncthreads();
     GT_EMU_FENCE();
 }
+#endif
 GT_EMU_FN void __syncwarp(unsigned mask = 0xffffffffu) {
     GT_EMU_FENCE();
     ::gt_emu::syncwarp(mask);

@@ -676,8 +676,11 @@ func TestRealGemm(t *testing.T) {
 	}
 }
 
+// The benchmarks measure the plain build (what gputrain --backend emu runs)
+// unless they say checked.
+
 func BenchmarkLaunchTrivial256(b *testing.B) {
-	d := newDriver(b, emu.Options{})
+	d := newDriver(b, emu.Options{Checks: emu.ChecksOff})
 	x := poisonedF32(b, d, 256)
 	b.ResetTimer()
 	for b.Loop() {
@@ -694,8 +697,16 @@ func BenchmarkTiledMatmul32(b *testing.B)  { benchTiled(b, 32) }
 func BenchmarkTiledMatmul128(b *testing.B) { benchTiled(b, 128) }
 
 func benchTiled(b *testing.B, n int) {
-	for _, opts := range []emu.Options{{Mode: emu.Deterministic}, {Mode: emu.Permuted, Seed: 1}} {
-		b.Run(opts.Mode.String(), func(b *testing.B) {
+	for _, opts := range []emu.Options{
+		{Mode: emu.Deterministic, Checks: emu.ChecksOff},
+		{Mode: emu.Permuted, Seed: 1, Checks: emu.ChecksOff},
+		{Mode: emu.Deterministic, Checks: emu.ChecksOn},
+	} {
+		name := opts.Mode.String()
+		if opts.Checks == emu.ChecksOn {
+			name += "/checked"
+		}
+		b.Run(name, func(b *testing.B) {
 			d := newDriver(b, opts)
 			rng := rand.New(rand.NewPCG(1, 1))
 			ap, bp, cp := upload(b, d, randF32(rng, n*n)), upload(b, d, randF32(rng, n*n)), poisonedF32(b, d, n*n)

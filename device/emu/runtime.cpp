@@ -80,6 +80,7 @@ struct Fiber {
     // values.
     int op_kind, op_operand, op_width;
     unsigned op_gen;
+    const char* barrier_site;  // the __syncthreads it waits at (checked units; else null)
     unsigned char* stack;  // lowest usable byte (a guard page lies below)
 #ifdef GT_EMU_USE_UCONTEXT
     ucontext_t ctx;
@@ -267,6 +268,13 @@ GT_EMU_NOCHECK void resume(Fiber* f) {
 #endif
 }
 
+// site_name shortens a barrier site ("../../kernels/x.cu:12" as the
+// generated unit includes it) to its path from the module root.
+GT_EMU_NOCHECK const char* site_name(const char* s) {
+    while (strncmp(s, "../", 3) == 0) s += 3;
+    return s;
+}
+
 GT_EMU_NOCHECK const char* op_name(int kind) {
     switch (kind) {
     case SHFL_IDX: return "__shfl_sync";
@@ -339,6 +347,7 @@ GT_EMU_NOCHECK bool run_block() {
         f->linear = i;
         f->state = RUNNABLE;
         f->op_kind = -1;
+        f->barrier_site = nullptr;
         init_fiber(f);
     }
     for (int w = 0; w < L.nwarps; w++) {
@@ -391,7 +400,25 @@ GT_EMU_NOCHECK bool run_block() {
         if (L.live == 0) return true;
         if (L.at_barrier == L.live) {
             // Every thread that has not returned waits at __syncthreads:
-            // release them, in index order.
+            // release them, in index order. A checked unit says where each
+            // waits: all must wait at the same barrier.
+            if (L.checked) {
+                const Fiber* first = nullptr;
+                for (int i = 0; i < n; i++) {
+                    const Fiber* f = &g_fibers[i];
+                    if (f->state != AT_BARRIER || !f->barrier_site) continue;
+                    if (!first) {
+                        first = f;
+                    } else if (strcmp(f->barrier_site, first->barrier_site) != 0) {
+                        errorf("divergent __syncthreads: thread (%u,%u,%u) waits at %s, thread (%u,%u,%u) at %s "
+                               "(all threads of a block that have not returned must reach the same barrier)",
+                               first->head.tid.x, first->head.tid.y, first->head.tid.z,
+                               site_name(first->barrier_site), f->head.tid.x, f->head.tid.y, f->head.tid.z,
+                               site_name(f->barrier_site));
+                        return false;
+                    }
+                }
+            }
             L.at_barrier = 0;
             if (L.checked) check_next_phase();
             for (int i = 0; i < n; i++) {
@@ -461,6 +488,14 @@ GT_EMU_NOCHECK void thread_coords(int t, unsigned* x, unsigned* y, unsigned* z) 
 
 GT_EMU_NOCHECK void syncthreads() {
     Fiber* f = cur();
+    f->barrier_site = nullptr;
+    f->state = AT_BARRIER;
+    to_scheduler();
+}
+
+GT_EMU_NOCHECK void syncthreads_at(const char* site) {
+    Fiber* f = cur();
+    f->barrier_site = site;
     f->state = AT_BARRIER;
     to_scheduler();
 }

@@ -183,3 +183,21 @@ extern "C" __global__ void emutest_shared_leftover(unsigned* out, long long writ
     out[2 * (blockIdx.x * blockDim.x + t)] = s[t];
     out[2 * (blockIdx.x * blockDim.x + t) + 1] = d[t];
 }
+
+// ---- barriers ----
+
+// emutest_split_barrier: the threads below `split` wait at one
+// __syncthreads, the others at another: divergent barriers, undefined in
+// CUDA. With split == 0 (or >= blockDim.x) the branch is uniform and the
+// kernel is correct: out[t] = x[(t + 1) % n].
+extern "C" __global__ void emutest_split_barrier(const float* x, float* out, long long split) {
+    __shared__ float s[1024];
+    const int t = threadIdx.x, n = blockDim.x;
+    s[t] = x[t];
+    if (t < split) {
+        __syncthreads();
+    } else {
+        __syncthreads();
+    }
+    out[t] = s[(t + 1) % n];
+}
