@@ -43,27 +43,36 @@
 //     its next switch point, so such a spin never ends);
 //   warp-synchronous code that relies on lanes running in lockstep without
 //     __syncwarp or a shuffle (undefined since Volta; here each lane runs
-//     alone until its next switch point, which exposes it);
-//   divergent __syncthreads (threads waiting at different barrier call
-//     sites are released together, as pre-Volta hardware did; not detected);
-//   out-of-bounds memory accesses are not checked (they corrupt memory or
-//     crash the process, as they would corrupt or fault on a GPU).
+//     alone until its next switch point; the checked build reports it as a
+//     race where it goes through shared memory);
+//   system headers beyond those included here (the checked build compiles a
+//     source inside a namespace).
 //
 // Emulation model: every CUDA thread of a block is a fiber (own 64 KiB
 // stack with a guard page; a stack overflow crashes the process); blocks
 // run one after another on one OS thread, and all launches of all emulated
 // devices are serialized, so a `static` variable is a valid stand-in for a
-// __shared__ one (it keeps its value from block to block, where CUDA's
-// shared memory is merely uninitialized; dynamic shared memory is filled
-// with 0xff bytes, NaN as float, before every block). A thread runs until
-// a switch point: __syncthreads, a shuffle, __syncwarp, or, in permuted
-// mode, possibly an atomic. A barrier releases when every thread of the
-// block that has not exited waits at it (threads that returned early count
-// as arrived, as on hardware). A shuffle releases when all 32 lanes of the
-// warp have arrived; a lane that exited while its warp shuffles, a shuffle
-// that reads a lane that does not exist, and a deadlock (threads waiting at
-// a shuffle while their warp-mates wait at __syncthreads) are errors that
-// Launch returns instead of hanging.
+// __shared__ one. Before every block, the kernel's static __shared__
+// variables and its dynamic shared memory are filled with 0xff bytes (NaN
+// as float). A thread runs until a switch point: __syncthreads, a shuffle,
+// __syncwarp, or, in permuted mode, possibly an atomic. A barrier releases
+// when every thread of the block that has not exited waits at it (threads
+// that returned early count as arrived, as on hardware). A shuffle releases
+// when all 32 lanes of the warp have arrived; a lane that exited while its
+// warp shuffles, a shuffle that reads a lane that does not exist, and a
+// deadlock (threads waiting at a shuffle while their warp-mates wait at
+// __syncthreads) are errors that Launch returns instead of hanging.
+//
+// The checked build (doc.go, "Checked mode"; check.cpp) also fails a launch
+// on: a shared-memory race (two threads, one byte of static or dynamic
+// shared memory, at least one write, no __syncthreads between them, nor
+// __syncwarp or shuffle for lanes of one warp; atomics race only with plain
+// accesses); a global access outside every live allocation, straddling one's
+// end, or into freed memory; a dynamic shared access beyond the launch's
+// bytes; divergent __syncthreads. It cannot see races through global
+// memory, memory-model (fence, volatile, ordering) bugs, overflows that land
+// inside another allocation or another __shared__ variable of the same
+// source, local memory, or accesses by library calls and inline assembly.
 #pragma once
 
 #define GT_EMU 1
