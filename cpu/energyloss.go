@@ -18,38 +18,51 @@ import (
 // entries. Rows are split over goroutines, each row whole in one of them, so
 // the bits do not depend on the split.
 func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints) error {
+	return b.energyLoss("EnergyLoss", em, labelv, loss, gradScale, statm, argv, true)
+}
+
+var _ model.ForwardLoss = (*Backend)(nil)
+
+// EnergyStats is EnergyLoss without the gradient (model.ForwardLoss): the
+// same sweeps, so the statistics and argmin are bitwise EnergyLoss's, and e
+// is left as it was.
+func (b *Backend) EnergyStats(em model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
+	return b.energyLoss("EnergyStats", em, labelv, loss, 0, statm, argv, false)
+}
+
+func (b *Backend) energyLoss(op string, em model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, grad bool) error {
 	if err := b.open(); err != nil {
 		return err
 	}
-	e, err := b.mat(em, "EnergyLoss e")
+	e, err := b.mat(em, op+" e")
 	if err != nil {
 		return err
 	}
-	labels, err := b.ints(labelv, "EnergyLoss labels")
+	labels, err := b.ints(labelv, op+" labels")
 	if err != nil {
 		return err
 	}
-	stats, err := b.mat(statm, "EnergyLoss stats")
+	stats, err := b.mat(statm, op+" stats")
 	if err != nil {
 		return err
 	}
-	amin, err := b.ints(argv, "EnergyLoss argmin")
+	amin, err := b.ints(argv, op+" argmin")
 	if err != nil {
 		return err
 	}
 	if err := loss.Validate(); err != nil {
-		return fmt.Errorf("cpu: EnergyLoss: %w", err)
+		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
 	B, K := e.rows, e.cols
 	if err := backendcheck.EnergyLossShapes(e, labels, stats, amin); err != nil {
-		return fmt.Errorf("cpu: EnergyLoss: %w", err)
+		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
 	if i, bad := backendcheck.FirstBadIndex(labels.data, K, true); bad {
-		return fmt.Errorf("cpu: EnergyLoss: %w", backendcheck.LabelError(i, labels.data[i], K))
+		return fmt.Errorf("cpu: %s: %w", op, backendcheck.LabelError(i, labels.data[i], K))
 	}
 	b.parallelRows(B, rowChunk(K), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			st := energyLossRow(e.data[i*K:(i+1)*K], int(labels.data[i]), loss, float64(gradScale))
+			st := energyLossRow(e.data[i*K:(i+1)*K], int(labels.data[i]), loss, float64(gradScale), grad)
 			copy(stats.data[i*model.NumStats:(i+1)*model.NumStats], st.stats[:])
 			amin.data[i] = int32(st.argmin)
 		}
@@ -63,8 +76,10 @@ type rowResult struct {
 }
 
 // energyLossRow computes one row: it returns the statistics and the argmin
-// and overwrites row with scale * dL/dE. label is IgnoreLabel or in range.
-func energyLossRow(row []float32, label int, loss model.Loss, scale float64) rowResult {
+// and, when grad, overwrites row with scale * dL/dE (without grad, row is
+// only read, and the statistics are the same bits). label is IgnoreLabel
+// or in range.
+func energyLossRow(row []float32, label int, loss model.Loss, scale float64, grad bool) rowResult {
 	beta := loss.Beta
 	// Sweep 1: argmin and most offending answer (the smallest energy off the
 	// label), ties to the lowest index, by float32 comparisons.
@@ -95,7 +110,7 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64) row
 	}
 	touchAll := loss.Kind.TouchesAll() && label >= 0
 	var s float64
-	if touchAll {
+	if touchAll && grad {
 		for j, x := range row {
 			ex := math.Exp(-beta*float64(x) - mx)
 			s += ex
@@ -115,7 +130,9 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64) row
 	r.argmin = am
 	r.stats[model.StatLogZ] = float32(logZ)
 	if label == model.IgnoreLabel {
-		clear(row)
+		if grad {
+			clear(row)
+		}
 		return r
 	}
 
@@ -136,6 +153,9 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64) row
 			L, factor = 1-pC, scale*beta*pC
 		}
 		r.stats[model.StatLoss] = float32(L)
+		if !grad {
+			return r
+		}
 		for j, ex := range row {
 			row[j] = float32(factor * -(float64(ex) * invS))
 		}
@@ -193,6 +213,9 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64) row
 		L, gC, gO = eC*eC+ex, 2*eC, -ex
 	}
 	r.stats[model.StatLoss] = float32(L)
+	if !grad {
+		return r
+	}
 	clear(row)
 	row[label] = float32(scale * gC)
 	if other >= 0 && other != label {

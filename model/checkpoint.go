@@ -74,6 +74,10 @@ type Checkpoint struct {
 	EpochLossSum    float64
 	rng             []byte
 	file            *safetensors.File
+
+	// Ranks is the number of data-parallel ranks that trained it (1 for
+	// files written before the "ranks" metadata existed).
+	Ranks int
 }
 
 // TensorName maps a parameter name to its checkpoint tensor name: a dense
@@ -134,6 +138,9 @@ func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // can be taken between epochs or after Run stopped mid-epoch on a done
 // context: the epoch continues where it stopped.
 func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
+	if err := t.settle(); err != nil { // steps still in flight (pipeline.go)
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
 	if t.bt == nil {
 		return nil, errors.New("checkpoint: trainer used after Close")
 	}
@@ -221,6 +228,7 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["batch"] = strconv.Itoa(c.Batch)
 	md["seed"] = strconv.FormatUint(c.Seed, 10)
 	md["reduction"] = c.Reduction.String()
+	md["ranks"] = strconv.Itoa(t.Ranks())
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.train.Host.N)
@@ -348,6 +356,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		cfg.NoPairwise = md["pairwise"] == "false"
 	}
 	c.Inputs, c.Classes = integer("inputs"), integer("classes")
+	c.Ranks = 1
+	if _, ok := md["ranks"]; ok {
+		if c.Ranks = integer("ranks"); c.Ranks < 1 {
+			errs = append(errs, fmt.Sprintf("metadata ranks = %d is not >= 1", c.Ranks))
+		}
+	}
 	d := &c.Data
 	d.Dataset, d.Source = md["dataset"], md["data_source"]
 	d.TrainRows, d.Limit = integer("train_rows"), integer("limit")

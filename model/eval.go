@@ -143,11 +143,9 @@ func evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, bt *batcher, 
 		if err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
-		// The gradient EnergyLoss writes over e is not used: only its
-		// statistics are, and the model's energies are scratch. One call
-		// with the training loss gives both that loss and, from E_C and log
-		// Z at loss.Beta, the NLL.
-		if err := b.EnergyLoss(e, bt.y, loss, 1, bt.stats, bt.argmin); err != nil {
+		// One call with the training loss gives both that loss and, from
+		// E_C and log Z at loss.Beta, the NLL.
+		if err := energyStats(b, e, bt.y, loss, bt.stats, bt.argmin); err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
 		if err := b.Download(stats, bt.stats); err != nil {
@@ -195,4 +193,14 @@ func evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, bt *batcher, 
 	// Non-finite energies give NaN/Inf statistics here rather than an
 	// error: a diverged model is a result worth reporting.
 	return r, nil
+}
+
+// energyStats is the loss statistics of e without its gradient: the
+// backend's forward-only kernel where it has one (ForwardLoss), else
+// EnergyLoss, which also overwrites e with a gradient nobody reads.
+func energyStats(b Backend, e Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error {
+	if f, ok := b.(ForwardLoss); ok {
+		return f.EnergyStats(e, labels, loss, stats, argmin)
+	}
+	return b.EnergyLoss(e, labels, loss, 1, stats, argmin)
 }

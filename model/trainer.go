@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/gputrain/gputrain/comm"
 )
 
 // Reduction says how the per-row losses of a batch combine into the loss
@@ -119,13 +121,19 @@ func (c Config) Validate() error {
 	return c.validateJoint()
 }
 
-// StepInfo is passed to Trainer.OnStep after every optimizer step.
+// StepInfo is passed to Trainer.OnStep after every step has been issued.
 type StepInfo struct {
-	Epoch      int     // 1-based
-	Step       int     // 1-based within the epoch
-	Steps      int     // steps per epoch
-	GlobalStep int     // steps since the start of training
-	Loss       float64 // mean loss per row of the batch
+	Epoch      int // 1-based
+	Step       int // 1-based within the epoch
+	Steps      int // steps per epoch
+	GlobalStep int // steps since the start of training
+	// Loss is the running mean loss per row over the epoch's first
+	// LossSteps steps, those whose losses have come back from the backend
+	// (NaN while none has). With StepHostSync, and on a backend whose
+	// reads are immediate (cpu), the steps read back lag the step issued by
+	// at most Trainer.LossEvery; on a GPU by at most about 2*LossEvery.
+	Loss      float64
+	LossSteps int
 }
 
 // EpochResult is passed to Trainer.OnEpoch and returned by Run.
@@ -149,6 +157,12 @@ type Trainer struct {
 	// KeepMargins makes Evaluate fill EvalResult.Margins with every
 	// held-out row's E_I - E_C (N float32 per evaluation).
 	KeepMargins bool
+	// Step selects how training steps run (see StepMode; the zero value,
+	// StepAuto, is the fastest the backend allows). LossEvery is the
+	// number of steps between read-backs of the losses and of the
+	// divergence check (0: DefaultLossEvery).
+	Step      StepMode
+	LossEvery int
 
 	cfg   Config
 	b     Backend
@@ -169,11 +183,23 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// pipe runs the steps through StepOps (pipeline.go); diverged, once
+	// set, is returned by every later TrainEpoch: a run never continues on
+	// non-finite weights.
+	pipe     *pipeline
+	diverged error
+	checkBuf []float32 // checkWeights' download buffer
+	// dist is the data-parallel state (allreduce.go); nil alone.
+	dist *distributed
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
 // be nil) once, and builds the model and optimizer from cfg.Seed.
 func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+	return newTrainer(b, cfg, nil, train, eval)
+}
+
+func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -193,6 +219,10 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 	}
 	spec, _ := cfg.Spec()
 	t := &Trainer{cfg: cfg, b: b}
+	t.setComm(c)
+	if err := t.checkAgreement(train, eval); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -221,7 +251,7 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	if t.bt, err = newBatcher(b, cfg.Batch, train.D); err != nil {
+	if t.bt, err = newBatcher(b, t.localBatch(), train.D); err != nil {
 		return nil, err
 	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x73687566)
@@ -276,45 +306,68 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 	if t.bt == nil {
 		return 0, errors.New("trainer: used after Close")
 	}
+	if t.diverged != nil {
+		return 0, t.diverged
+	}
+	if ops, ok := t.usePipeline(); ok {
+		return t.trainEpochPipelined(ctx, ops)
+	}
 	epoch := t.epoch + 1
 	n := t.train.Host.N
-	// Rewinding to the epoch's start state makes an epoch that was
-	// interrupted (ctx) or restored from a checkpoint draw the same order.
-	if err := t.pcg.UnmarshalBinary(t.epochRNG); err != nil {
-		return 0, fmt.Errorf("trainer: shuffle state: %w", err)
+	if err := t.shuffle(); err != nil {
+		return 0, err
 	}
-	for i := range t.perm {
-		t.perm[i] = int32(i)
-	}
-	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
 	steps := t.StepsPerEpoch()
 	sums := make([]float32, NumStats)
 	total := t.doneLoss
 	for s := t.done; s < steps; s++ {
-		if err := ctx.Err(); err != nil {
+		if err := t.stopRequested(ctx); err != nil {
 			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
 		}
 		rows := t.perm[s*t.cfg.Batch : min((s+1)*t.cfg.Batch, n)]
 		loss, err := t.step(rows, sums)
 		if err != nil {
-			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+			err = fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+			if errors.Is(err, ErrDiverged) {
+				t.diverged = err
+			}
+			return 0, err
 		}
 		total += loss
 		t.done, t.doneLoss = s+1, total
 		if t.OnStep != nil {
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: loss / float64(len(rows))})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: total / float64(min((s+1)*t.cfg.Batch, n)), LossSteps: s + 1})
 		}
 	}
 	t.epoch = epoch
 	t.epochRNG, _ = t.pcg.MarshalBinary()
 	t.done, t.doneLoss = 0, 0
+	if err := t.checkReplicas(epoch); err != nil {
+		return 0, err
+	}
 	return total / float64(n), nil
 }
 
-// step trains on the given rows and returns the sum of their losses.
+// shuffle draws the epoch's order into perm. Rewinding to the epoch's
+// start state makes an epoch that was interrupted (ctx) or restored from a
+// checkpoint draw the same order.
+func (t *Trainer) shuffle() error {
+	if err := t.pcg.UnmarshalBinary(t.epochRNG); err != nil {
+		return fmt.Errorf("trainer: shuffle state: %w", err)
+	}
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
+	t.rng.Shuffle(len(t.perm), func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	return nil
+}
+
+// step is the host-synchronized step (StepHostSync): it trains on the
+// given rows (this rank's shard of them, data parallel) and returns the
+// sum of their losses.
 func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	bt := t.bt
-	if err := bt.load(t.train, rows); err != nil {
+	if err := bt.load(t.train, t.shard(rows)); err != nil {
 		return 0, err
 	}
 	e, err := t.Model.Forward(bt.x)
@@ -335,15 +388,54 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if err := t.b.Download(sums, bt.sums); err != nil {
 		return 0, err
 	}
-	loss := float64(sums[StatLoss])
+	if err := t.Model.Backward(e); err != nil {
+		return 0, err
+	}
+	// The ranks' gradients and losses summed (nothing to do alone).
+	loss, err := t.allReduceStep(float64(sums[StatLoss]))
+	if err != nil {
+		return 0, err
+	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		// Stop before the step: the weights stay those that gave it.
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
 	}
-	if err := t.Model.Backward(e); err != nil {
+	o, builtin := t.Optimizer.(*optimizer)
+	if !builtin {
+		return loss, t.Optimizer.Step()
+	}
+	if err := o.stepWith(float32(t.learningRate(o.t + 1))); err != nil {
 		return 0, err
 	}
-	return loss, t.Optimizer.Step()
+	return loss, t.checkWeights()
+}
+
+// checkWeights downloads every parameter and fails, naming them, when one
+// holds a non-finite value: the host-synchronized step's counterpart of
+// FusedOptimizerStep's check. It is only taken on backends without StepOps.
+func (t *Trainer) checkWeights() error {
+	var bad []string
+	for _, p := range t.Model.Params() {
+		if cap(t.checkBuf) < p.Size() {
+			t.checkBuf = make([]float32, p.Size())
+		}
+		v := t.checkBuf[:p.Size()]
+		if err := t.b.Download(v, p.Value); err != nil {
+			return err
+		}
+		var acc float32
+		for _, x := range v {
+			acc += x - x // 0 for every finite x, NaN otherwise
+		}
+		if acc != 0 {
+			bad = append(bad, p.Name)
+		}
+	}
+	if bad != nil {
+		return fmt.Errorf("%w: the %s update with learning rate %g made %s non-finite", ErrDiverged,
+			strings.ToLower(t.cfg.Optimizer.Name), t.learningRate(t.Optimizer.Steps()), strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // ErrDiverged is wrapped by the error Run returns when a batch loss is NaN
@@ -365,6 +457,10 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 // included); the backend itself stays open.
 func (t *Trainer) Close() error {
 	var errs []error
+	if t.pipe != nil {
+		errs = append(errs, t.pipe.free())
+		t.pipe = nil
+	}
 	if t.bt != nil {
 		errs = append(errs, t.bt.free())
 		t.bt = nil

@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+	os.Exit(runMain(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
 
 // exitError is the status of every failed run: usage errors and runtime
@@ -197,6 +197,7 @@ func trainAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rootOnly(&o) // data parallel: rank 0 saves (distributed.go)
 	// Opened before anything is printed: a backend that cannot start (no
 	// GPU) is then the run's only output, one line on stderr.
 	be, err := openBackend(o.backend)
@@ -228,8 +229,14 @@ func trainAction(c *cli.Context) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
 		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
+	if l := distributedLine(o); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
+		if n := ranksNotice(o); n != "" {
+			fmt.Fprintln(w, n)
+		}
 	}
 	_, err = trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
 		fmt.Fprintln(w, epochLine(r))
@@ -269,7 +276,11 @@ func epochLine(r model.EpochResult) string {
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
 func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
-	tr, err := model.NewTrainer(be, o.cfg, train, test)
+	c, err := worldFor(be, progress) // data parallel: distributed.go
+	if err != nil {
+		return nil, err
+	}
+	tr, err := model.NewDistributedTrainer(be, o.cfg, c, train, test)
 	if err != nil {
 		return nil, err
 	}
@@ -294,5 +305,8 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	}
 	res, err := tr.Run(ctx)
 	bar.done()
+	if err == nil {
+		err = onTrained(tr, progress)
+	}
 	return res, ck.finish(ctx, err)
 }

@@ -48,7 +48,13 @@ func (p *progress) step(s model.StepInfo) {
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-	p.bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f", s.Epoch, p.epochs, s.Loss))
+	// The loss is the running mean of the steps read back so far (none
+	// yet at the very start of an epoch on a GPU).
+	loss := "-"
+	if s.LossSteps > 0 {
+		loss = fmt.Sprintf("%.4f", s.Loss)
+	}
+	p.bar.Describe(fmt.Sprintf("epoch %d/%d loss %s", s.Epoch, p.epochs, loss))
 	_ = p.bar.Set(s.Step)
 }
 

@@ -37,7 +37,7 @@ type watcher struct {
 // neither flag is set.
 func newWatcher(c *cli.Context, o runOptions, trainRows int) (*watcher, error) {
 	mp, pp := c.String("metrics"), c.String("plot")
-	if mp == "" && pp == "" {
+	if mp == "" && pp == "" || !isRoot() { // data parallel: rank 0 records
 		return nil, nil
 	}
 	// A flag of another engineer's resume feature: "" when absent.

@@ -3,6 +3,7 @@
 
 // kernels/joint.cu sha256 67a690bd98eb68b60e42a0b681da3cbf4492ca06f6307a2d10172ef2900b70c4
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
 #define GT_EMU_CHECKED 1
 #define GT_EMU_SHM_SECTION "gt_emu_shm.c.kernels_joint"

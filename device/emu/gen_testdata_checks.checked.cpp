@@ -3,6 +3,7 @@
 
 // device/emu/testdata/checks.cu sha256 a11b00e4d82c6f6d08d2784a0dabd07b4284c2230798defcb9a8aab1a0a2a7d0
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
 #define GT_EMU_CHECKED 1
 #define GT_EMU_SHM_SECTION "gt_emu_shm.c.testdata_checks"

@@ -3,6 +3,7 @@
 
 // device/emu/testdata/misc.cu sha256 6d75cf2a33832c00e44474dc102ab1538131666648990cbf6a4f7220b7787de5
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
 #define GT_EMU_SHM_SECTION "gt_emu_shm.p.testdata_misc"
 #include "emu.h"
