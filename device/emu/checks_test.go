@@ -198,6 +198,25 @@ func TestRaceKinds(t *testing.T) {
 	}
 }
 
+// TestNotedAccesses: accesses the compiler cannot see (memcpy of a
+// run-time size) are checked once an emulation helper announces them.
+func TestNotedAccesses(t *testing.T) {
+	for _, opts := range modes {
+		d := checkedDriver(t, opts)
+		src, out := upload(t, d, []float32{3, 4, 5, 6}), poisonedF32(t, d, 64)
+		launch(t, d, "emutest_copy_note", dim(1, 1, 1), dim(64, 1, 1), 0, p(src), p(out), i64(16), i64(16))
+		for i, v := range download[float32](t, d, out, 64) {
+			if v != 3 {
+				t.Fatalf("%v: out[%d] = %v, want 3", opts.Mode, i, v)
+			}
+		}
+		msg := launchErr(t, d, "emutest_copy_note", dim(1, 1, 1), dim(64, 1, 1), 0, p(src), p(out), i64(16), i64(8))
+		wantAll(t, msg, "shared-memory race on static shared s + ", "16-byte write by thread", "then 16-byte write by thread")
+		msg = launchErr(t, d, "emutest_copy_note", dim(1, 1, 1), dim(64, 1, 1), 0, p(src), p(out), i64(20), i64(20))
+		wantAll(t, msg, "20-byte global read at ", "runs 4 bytes past the end of allocation")
+	}
+}
+
 // TestGlobalBounds: global accesses outside every live allocation, or
 // straddling one's end, or into freed memory, fail the launch naming the
 // thread, the address, the nearest allocation and the offset.

@@ -90,7 +90,7 @@
 // into the emulator. Options.Checks selects one; the default, ChecksAuto,
 // runs the checked build in test binaries (testing.Testing) and the plain
 // one otherwise, and GPUTRAIN_EMU_CHECKS=1 or =0 overrides it. The checked
-// build is slower: about 2x for the device package's tests, 10-20x for a
+// build is slower: about 1.6x for the device package's tests, 10-20x for a
 // kernel whose inner loop reads shared memory.
 //
 // The checked build fails the launch, naming the kernel, the block, both
@@ -136,8 +136,9 @@
 // lands inside another live allocation, or in freed memory reused after the
 // quarantine; an overflow from one static __shared__ variable into another
 // of the same source; local (per-thread) memory; accesses made by library
-// calls (memcpy or memset of a run-time size) or inline assembly; reads of
-// memory never written (they show as 0xff bytes, not as errors).
+// calls (memcpy or memset of a run-time size) or inline assembly, unless the
+// code announces them with GT_EMU_NOTE_READ/GT_EMU_NOTE_WRITE (emu.h); reads
+// of memory never written (they show as 0xff bytes, not as errors).
 //
 // How: the package is compiled with -fsanitize=thread but without the
 // sanitizer runtime, so g++ inserts calls to __tsan_read<n>/__tsan_write<n>

@@ -115,6 +115,22 @@
 #define GT_EMU_FN static inline GT_EMU_PLAIN
 #define GT_EMU_FN_ALWAYS static inline __attribute__((always_inline)) GT_EMU_PLAIN
 
+// GT_EMU_NOTE_READ(p, n) / GT_EMU_NOTE_WRITE(p, n) announce, in a checked
+// unit, an access of n bytes at p that the compiler cannot instrument: one
+// made by a library call (memcpy or memset of a run-time size) or by inline
+// assembly. An emulation header that moves memory so (a cp.async of a
+// run-time size, say) must announce it, or the race detector and the
+// bounds checks do not see it. Plain units: nothing.
+extern "C" void __tsan_read_range(void* addr, unsigned long size);
+extern "C" void __tsan_write_range(void* addr, unsigned long size);
+#ifdef GT_EMU_CHECKED
+#define GT_EMU_NOTE_READ(p, n) __tsan_read_range((void*)(p), (unsigned long)(n))
+#define GT_EMU_NOTE_WRITE(p, n) __tsan_write_range((void*)(p), (unsigned long)(n))
+#else
+#define GT_EMU_NOTE_READ(p, n) ((void)0)
+#define GT_EMU_NOTE_WRITE(p, n) ((void)0)
+#endif
+
 // GT_EMU_SHM_SECTION starts the ELF section names of the unit's static
 // __shared__ variables (the generated file defines it: gt_emu_shm.p.<unit>
 // or gt_emu_shm.c.<unit>); each declaration gets the section

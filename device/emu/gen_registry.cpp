@@ -28,7 +28,7 @@ extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
 
 // The files the generated units were made from, path and SHA-256 in turn.
 extern "C" const char* const gt_emu_inputs[] = {
-    "device/emu/testdata/checks.cu", "a11b00e4d82c6f6d08d2784a0dabd07b4284c2230798defcb9a8aab1a0a2a7d0",
+    "device/emu/testdata/checks.cu", "fffdb670e559f088b2ca82d0e70e1b025578f61e2bd585ce7cd9e0c969d183ee",
     "device/emu/testdata/misc.cu", "6d75cf2a33832c00e44474dc102ab1538131666648990cbf6a4f7220b7787de5",
     "device/emu/testdata/reduce.cu", "51a4657acc1efb5ed430889162feeb69dc16804f66b3dc1f75095bf4e21d7ee8",
     "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",

@@ -201,3 +201,19 @@ extern "C" __global__ void emutest_split_barrier(const float* x, float* out, lon
     }
     out[t] = s[(t + 1) % n];
 }
+
+// emutest_copy_note: thread t copies `bytes` bytes of src into s at byte
+// offset t * stride with memcpy of a run-time size (a library call the
+// compiler does not instrument), announcing it with GT_EMU_NOTE_WRITE;
+// with stride < bytes neighbouring threads' copies overlap: a race.
+extern "C" __global__ void emutest_copy_note(const float* src, float* out, long long bytes, long long stride) {
+    __shared__ unsigned char s[4096];
+    const int t = threadIdx.x;
+    GT_EMU_NOTE_READ(src, bytes);
+    GT_EMU_NOTE_WRITE(s + t * stride, bytes);
+    memcpy(s + t * stride, src, (size_t)bytes);
+    __syncthreads();
+    float v;
+    memcpy(&v, s + t * stride, sizeof v);
+    out[t] = v;
+}
