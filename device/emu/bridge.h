@@ -62,7 +62,9 @@ typedef struct {
 // spans all those of its unit (the checked mode's static shared memory).
 // rng is the permutation state, advanced in place. checked selects the
 // instrumented kernels, which check shared-memory races and global accesses
-// against allocs. It returns 0, or nonzero with the reason in rep.
+// against allocs (2: and record the code address of every shared access,
+// to name source lines in a report). It returns 0, or nonzero with the
+// reason in rep.
 int gt_emu_launch(int kernel, const long long* grid, const long long* block, long long shared_bytes,
                   const uint64_t* args, const gt_emu_range* shm, int nshm, gt_emu_range unit_shm,
                   int permuted, int checked,

@@ -64,37 +64,49 @@ namespace {
 const uint16_t kNone = 0xffff;
 enum Kind { READ = 0, WRITE = 1, ATOMIC = 2 };
 
-// Acc is one recorded access.
+// Acc is one recorded access (its code address, where recorded, is kept
+// apart in Cold).
 struct Acc {
     uint16_t tid;   // linear thread index in the block; kNone: no access
-    uint16_t size;  // bytes of the access
+    uint16_t size;  // bytes of the access (at most 0xffff)
     uint32_t gen;   // generation of the thread's warp at the access
-    uint32_t pc;    // code address relative to g_img_lo
 };
 
-// Set summarizes the plain reads, or the atomics, of one byte since its last
-// plain write in the current phase (see the file comment).
+// Set summarizes the plain reads, or the atomics, of one word or byte since
+// its last plain write in the current phase (see the file comment).
 struct Set {
     uint32_t mask;  // bit w: a thread of warp w made such an access
     Acc s[3];       // s[0] newest; s[1] newest whose thread is not s[0]'s;
                     // s[2] newest whose warp is not s[0]'s
 };
 
-// Entry is the shadow of one 4-byte word of shared memory, or of one byte:
-// a word is tracked as a whole until an access covers part of it in the
-// current phase; from then on, for the rest of the phase, its four bytes
-// are tracked apart (bytes_phase). Accesses of whole words, the common
-// case, so touch a quarter of the entries.
+// Entry is the shadow of one 4-byte word of shared memory, or of one byte,
+// with what detection needs (48 bytes): a word is tracked as a whole until
+// an access covers part of it in the current phase; from then on, for the
+// rest of the phase, its four bytes are tracked apart (bytes_phase).
+// Accesses of whole words, the common case, so touch a quarter of the
+// entries.
 struct Entry {
     uint32_t phase;        // g_chk.phase of the accesses below; another phase: none
     uint32_t bytes_phase;  // == phase: the word's bytes are tracked apart (words only)
     Acc w;                 // the last plain write
     Set r;                 // plain reads since w
+    uint32_t amask;        // warps with atomics since w (0: none; else Cold::a holds them)
+};
+
+// Cold is the rest of an entry's state, in a parallel array touched only
+// when code addresses are recorded (the executable has DWARF to name them)
+// or an atomic hits the entry: atomics on shared memory are rare, and
+// without DWARF the addresses could not be named anyway.
+struct Cold {
+    uint32_t wpc, rpc[3];  // code addresses (relative to g_img_lo) of w and r.s[]
     Set a;                 // atomics since w
+    uint32_t apc[3];
 };
 
 struct Shadow {
     Entry* e;
+    Cold* c;
     size_t cap;  // entries mapped
 };
 // The word and the byte shadows of static and of dynamic shared memory:
@@ -107,6 +119,7 @@ RegionShadow g_static, g_dynamic;
 const gt_emu_kernel* g_kernel;
 const gt_emu_span* g_allocs;
 int g_nallocs;
+int g_record;                   // record code addresses
 uintptr_t g_hit_lo, g_hit_len;  // the live allocation the last global access hit
 uintptr_t g_img_lo, g_img_len;  // the executable's loaded segments
 
@@ -117,28 +130,36 @@ GT_EMU_NOCHECK inline void clear(Set& s) {
     s.s[0].tid = s.s[1].tid = s.s[2].tid = kNone;
 }
 
-GT_EMU_NOCHECK inline void add(Set& s, const Acc& x) {
+// add records access x (at code address pc) in s, and its pc in pcs (a
+// parallel array; null: not recorded).
+GT_EMU_NOCHECK inline void add(Set& s, const Acc& x, uint32_t* pcs, uint32_t pc) {
     s.mask |= 1u << warp_of(x.tid);
     if (s.s[0].tid == x.tid) {
         s.s[0] = x;
+        if (pcs) pcs[0] = pc;
         return;
     }
     const Acc old = s.s[0];
     s.s[0] = x;
     if (old.tid != kNone) {
         s.s[1] = old;
-        if (warp_of(old.tid) != warp_of(x.tid)) s.s[2] = old;
+        if (pcs) pcs[1] = pcs[0];
+        if (warp_of(old.tid) != warp_of(x.tid)) {
+            s.s[2] = old;
+            if (pcs) pcs[2] = pcs[0];
+        }
     }
+    if (pcs) pcs[0] = pc;
 }
 
-// conflict returns a member of s that nothing orders before access x, or
-// null.
-GT_EMU_NOCHECK inline const Acc* conflict(const Set& s, const Acc& x) {
+// conflict returns the index in s.s of a member that nothing orders before
+// access x, or -1.
+GT_EMU_NOCHECK inline int conflict(const Set& s, const Acc& x) {
     const int w = warp_of(x.tid);
-    if (s.mask & ~(1u << w)) return warp_of(s.s[0].tid) != w ? &s.s[0] : &s.s[2];
-    if (s.mask == 0) return nullptr;
-    if (s.s[0].tid != x.tid) return s.s[0].gen == x.gen ? &s.s[0] : nullptr;
-    return s.s[1].tid != kNone && s.s[1].gen == x.gen ? &s.s[1] : nullptr;
+    if (s.mask & ~(1u << w)) return warp_of(s.s[0].tid) != w ? 0 : 2;
+    if (s.mask == 0) return -1;
+    if (s.s[0].tid != x.tid) return s.s[0].gen == x.gen ? 0 : -1;
+    return s.s[1].tid != kNone && s.s[1].gen == x.gen ? 1 : -1;
 }
 
 GT_EMU_NOCHECK inline bool conflicts(const Acc& prev, const Acc& x) {
@@ -163,89 +184,106 @@ GT_EMU_NOCHECK void where(bool dynamic, uintptr_t addr, uintptr_t off, char* buf
         snprintf(buf, n, "static shared \x1f" "2 (address %#lx)", (unsigned long)addr);
 }
 
+// Conflict is the earlier access an access races with.
+struct Conflict {
+    Acc acc;
+    int kind;
+    uint32_t pc;  // 0: not recorded
+};
+
 [[noreturn]] GT_EMU_NOCHECK void report_race(bool dynamic, uintptr_t addr, uintptr_t off, int kind,
-                                             const Acc& x, int prev_kind, const Acc& prev) {
+                                             const Acc& x, uint32_t pc, const Conflict& prev) {
     char at[128], me[32], other[32];
     where(dynamic, addr, off, at, sizeof at);
     coords(x.tid, me, sizeof me);
-    coords(prev.tid, other, sizeof other);
-    const bool same_warp = warp_of(x.tid) == warp_of(prev.tid);
+    coords(prev.acc.tid, other, sizeof other);
+    const bool same_warp = warp_of(x.tid) == warp_of(prev.acc.tid);
     char rel[160];
     if (same_warp)
         snprintf(rel, sizeof rel,
                  "lanes %d and %d of warp %d, with no __syncwarp, shuffle or __syncthreads between them",
-                 prev.tid % 32, x.tid % 32, warp_of(x.tid));
+                 prev.acc.tid % 32, x.tid % 32, warp_of(x.tid));
     else
-        snprintf(rel, sizeof rel, "warps %d and %d, with no __syncthreads between them", warp_of(prev.tid),
+        snprintf(rel, sizeof rel, "warps %d and %d, with no __syncthreads between them", warp_of(prev.acc.tid),
                  warp_of(x.tid));
-    check_fail(g_img_lo + x.pc, g_img_lo + prev.pc, dynamic ? 0 : addr,
+    check_fail(g_img_lo + pc, prev.pc ? g_img_lo + prev.pc : 0, dynamic ? 0 : addr,
                "shared-memory race on %s: %d-byte %s by thread %s\x1f" "1, then %d-byte %s by thread %s\x1f" "0 (%s)",
-               at, prev.size, kind_name(prev_kind), other, x.size, kind_name(kind), me, rel);
+               at, prev.acc.size, kind_name(prev.kind), other, x.size, kind_name(kind), me, rel);
 }
 
-// step checks access x of kind against entry e and records it; it returns
-// the conflicting earlier access (and its kind in *ck), or null.
-GT_EMU_NOCHECK inline const Acc* step(Entry& e, const Acc& x, int kind, uint32_t phase, int* ck) {
+// step checks access x (of kind, at code address pc) against entry e (and
+// its cold part c) and records it; true, with the earlier access in *out,
+// on a conflict.
+GT_EMU_NOCHECK inline bool step(Entry& e, Cold& c, const Acc& x, uint32_t pc, int kind, uint32_t phase,
+                                Conflict* out) {
     if (e.phase != phase) {
         e.phase = phase;
         e.w.tid = kNone;
         clear(e.r);
-        clear(e.a);
+        e.amask = 0;
     }
-    const Acc* c = nullptr;
     if (conflicts(e.w, x)) {
-        *ck = WRITE;
-        return &e.w;
+        *out = {e.w, WRITE, g_record ? c.wpc : 0};
+        return true;
     }
-    if (kind != ATOMIC && (c = conflict(e.a, x)) != nullptr) {
-        *ck = ATOMIC;
-        return c;
+    int i;
+    if (kind != ATOMIC && e.amask && (i = conflict(c.a, x)) >= 0) {
+        *out = {c.a.s[i], ATOMIC, g_record ? c.apc[i] : 0};
+        return true;
     }
-    if (kind != READ && (c = conflict(e.r, x)) != nullptr) {
-        *ck = READ;
-        return c;
+    if (kind != READ && (i = conflict(e.r, x)) >= 0) {
+        *out = {e.r.s[i], READ, g_record ? c.rpc[i] : 0};
+        return true;
     }
     switch (kind) {
     case READ:
-        add(e.r, x);
+        add(e.r, x, g_record ? c.rpc : nullptr, pc);
         break;
     case WRITE:
         e.w = x;
+        if (g_record) c.wpc = pc;
         clear(e.r);
-        clear(e.a);
+        e.amask = 0;
         break;
     default:
-        add(e.a, x);
+        if (e.amask == 0) clear(c.a);
+        add(c.a, x, g_record ? c.apc : nullptr, pc);
+        e.amask = c.a.mask;
         break;
     }
-    return nullptr;
+    return false;
 }
 
 // shared_access checks and records an access of n bytes at byte off of a
 // shared region whose shadow is sh.
 GT_EMU_NOCHECK void shared_access(RegionShadow& sh, bool dynamic, uintptr_t addr, uintptr_t off, size_t n,
-                                  int kind, uintptr_t pc) {
+                                  int kind, uintptr_t pc_abs) {
     const int t = g_chk.thread;
-    const Acc x = {(uint16_t)t, (uint16_t)(n > 0xffff ? 0xffff : n), g_warp_gen[warp_of(t)],
-                   (uint32_t)(pc - g_img_lo)};
+    const Acc x = {(uint16_t)t, (uint16_t)(n > 0xffff ? 0xffff : n), g_warp_gen[warp_of(t)]};
+    const uint32_t pc = (uint32_t)(pc_abs - g_img_lo);
     const uint32_t phase = g_chk.phase;
-    int ck = READ;
+    Conflict prev;
     for (uintptr_t b = off, end = off + n; b < end;) {
-        Entry& w = sh.words.e[b / 4];
+        const uintptr_t wi = b / 4;
+        Entry& w = sh.words.e[wi];
         if ((b & 3) == 0 && end - b >= 4 && w.bytes_phase != phase) {
-            if (const Acc* c = step(w, x, kind, phase, &ck)) report_race(dynamic, addr + (b - off), b, kind, x, ck, *c);
+            if (step(w, sh.words.c[wi], x, pc, kind, phase, &prev))
+                report_race(dynamic, addr + (b - off), b, kind, x, pc, prev);
             b += 4;
             continue;
         }
         // Part of a word, or a word already split: its bytes apart.
-        Entry* bytes = &sh.bytes.e[b & ~uintptr_t(3)];
+        const uintptr_t b0 = b & ~uintptr_t(3);
         if (w.bytes_phase != phase) {
-            for (int i = 0; i < 4; i++) bytes[i] = w;  // a stale w makes stale bytes
+            for (int i = 0; i < 4; i++) {  // a stale w makes stale bytes
+                sh.bytes.e[b0 + i] = w;
+                sh.bytes.c[b0 + i] = sh.words.c[wi];
+            }
             w.bytes_phase = phase;
         }
         for (uintptr_t stop = (b | 3) + 1 < end ? (b | 3) + 1 : end; b < stop; b++)
-            if (const Acc* c = step(sh.bytes.e[b], x, kind, phase, &ck))
-                report_race(dynamic, addr + (b - off), b, kind, x, ck, *c);
+            if (step(sh.bytes.e[b], sh.bytes.c[b], x, pc, kind, phase, &prev))
+                report_race(dynamic, addr + (b - off), b, kind, x, pc, prev);
     }
 }
 
@@ -345,15 +383,24 @@ GT_EMU_NOCHECK inline void access(uintptr_t a, size_t n, int kind, uintptr_t pc)
     global_access(a, n, kind, pc);
 }
 
-// ensure maps at least n shadow entries.
+// ensure1 maps at least n shadow entries (hot and cold).
 GT_EMU_NOCHECK bool ensure1(Shadow& s, size_t n) {
     if (n <= s.cap) return true;
     size_t cap = s.cap ? s.cap : 4096;
     while (cap < n) cap *= 2;
-    void* m = mmap(nullptr, cap * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return false;
-    if (s.e) munmap(s.e, s.cap * sizeof(Entry));  // fresh zero entries: phase 0 is never current
-    s.e = static_cast<Entry*>(m);
+    void* e = mmap(nullptr, cap * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (e == MAP_FAILED) return false;
+    void* c = mmap(nullptr, cap * sizeof(Cold), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c == MAP_FAILED) {
+        munmap(e, cap * sizeof(Entry));
+        return false;
+    }
+    if (s.e) {  // fresh zero entries: phase 0 is never current
+        munmap(s.e, s.cap * sizeof(Entry));
+        munmap(s.c, s.cap * sizeof(Cold));
+    }
+    s.e = static_cast<Entry*>(e);
+    s.c = static_cast<Cold*>(c);
     s.cap = cap;
     return true;
 }
@@ -383,12 +430,15 @@ GT_EMU_NOCHECK int find_image(struct dl_phdr_info* info, size_t, void* data) {
 
 GT_EMU_NOCHECK void check_wrap_phase() {
     for (Shadow* s : {&g_static.words, &g_static.bytes, &g_dynamic.words, &g_dynamic.bytes})
-        if (s->e) madvise(s->e, s->cap * sizeof(Entry), MADV_DONTNEED);
+        if (s->e) {
+            madvise(s->e, s->cap * sizeof(Entry), MADV_DONTNEED);
+            madvise(s->c, s->cap * sizeof(Cold), MADV_DONTNEED);
+        }
     g_chk.phase = 1;
 }
 
-GT_EMU_NOCHECK bool check_begin_launch(const gt_emu_kernel* k, gt_emu_range unit_shm, const gt_emu_span* allocs,
-                                       int nallocs, unsigned char* dyn,
+GT_EMU_NOCHECK bool check_begin_launch(const gt_emu_kernel* k, int record, gt_emu_range unit_shm,
+                                       const gt_emu_span* allocs, int nallocs, unsigned char* dyn,
                                        long long dyn_len, long long dyn_cap, char* err, int errlen) {
     if (g_img_len == 0) dl_iterate_phdr(find_image, reinterpret_cast<void*>(&g_chk));
     // The span of the unit's sections; emu.go has checked that nothing else
@@ -404,6 +454,7 @@ GT_EMU_NOCHECK bool check_begin_launch(const gt_emu_kernel* k, gt_emu_range unit
         return false;
     }
     g_kernel = k;
+    g_record = record;
     g_allocs = allocs;
     g_nallocs = nallocs;
     g_hit_lo = g_hit_len = 0;

@@ -36,7 +36,9 @@ extern CheckState g_chk;
 // Hooks the scheduler calls (check.cpp). begin_launch returns false, with a
 // message in err, when the checker cannot run (e.g. no memory for its
 // shadow state).
-bool check_begin_launch(const gt_emu_kernel* k, gt_emu_range unit_shm, const gt_emu_span* allocs,
+// record: keep the code address of every shared access, to name both
+// accesses' source lines in a report.
+bool check_begin_launch(const gt_emu_kernel* k, int record, gt_emu_range unit_shm, const gt_emu_span* allocs,
                         int nallocs, unsigned char* dyn, long long dyn_len, long long dyn_cap, char* err,
                         int errlen);
 void check_end_launch();

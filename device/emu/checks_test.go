@@ -122,7 +122,7 @@ func TestWarpRace(t *testing.T) {
 			wantAll(t, msg, "kernel emutest_warp_exchange", "shared-memory race on static shared s + ",
 				"4-byte ", " of warp ", "with no __syncwarp, shuffle or __syncthreads between them")
 			if opts.Mode == emu.Deterministic {
-				wantAll(t, msg, "block (0,0,0): thread (1,0,0)", "4-byte read by thread (0,0,0), then 4-byte write by thread (1,0,0) (lanes 0 and 1 of warp 0")
+				wantAll(t, msg, "block (0,0,0): thread (1,0,0)", "4-byte read by thread (0,0,0)", "then 4-byte write by thread (1,0,0)", "(lanes 0 and 1 of warp 0")
 			}
 		}
 	}
@@ -193,7 +193,7 @@ func TestRaceKinds(t *testing.T) {
 		if opts.Mode == emu.Deterministic {
 			// Thread 63's own atomic is ordered before its write; the
 			// newest atomic of another warp is thread 31's.
-			wantAll(t, msg, "4-byte atomic by thread (31,0,0), then 4-byte write by thread (63,0,0) (warps 0 and 1")
+			wantAll(t, msg, "4-byte atomic by thread (31,0,0)", "then 4-byte write by thread (63,0,0)", "(warps 0 and 1")
 		}
 	}
 }

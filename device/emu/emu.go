@@ -368,6 +368,9 @@ func (d *Driver) Launch(kernel string, grid, block device.Dim3, sharedBytes int,
 	var cspans *C.gt_emu_span
 	if d.checked {
 		checked = 1
+		if hasDWARF() {
+			checked = 2
+		}
 		spans = append(spans, C.gt_emu_span{}) // never empty; not counted
 		cspans = &spans[0]
 	}

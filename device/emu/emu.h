@@ -210,26 +210,34 @@ GT_EMU_FN T shfl(int kind, unsigned mask, T var, int operand, int width) {
 
 #if defined(GT_EMU_CHECKED) && defined(__x86_64__)
 namespace gt_emu {
-// The running fiber's coordinates, read by inline asm so that the checked
-// mode does not instrument (and then classify) a load of the emulator's own
-// state at every threadIdx. g_cur is reloaded after every switch point
-// (calls), and a fiber's coordinates never change while it runs, so the asm
-// needs no memory dependency.
-GT_EMU_FN_ALWAYS uint3 thread_idx() {
+// In a checked unit the built-in variables are read by inline asm, which
+// the instrumentation does not see: otherwise every threadIdx or blockDim
+// would call back into check.cpp to be classified as the emulator's own
+// state (and, the callbacks being calls, be reloaded after each of them).
+// The "m" operands tell the compiler which memory the asm reads.
+GT_EMU_FN_ALWAYS uint3 load_uint3(const void* p) {
     uint3 t;
     asm("movl (%3), %0\n\tmovl 4(%3), %1\n\tmovl 8(%3), %2"
         : "=&r"(t.x), "=&r"(t.y), "=r"(t.z)
-        : "r"(&g_cur->tid));
+        : "r"(p), "m"(*static_cast<const char(*)[12]>(p)));
     return t;
+}
+GT_EMU_FN_ALWAYS uint3 thread_idx() {
+    FiberHead* c;
+    asm("movq %1, %0" : "=r"(c) : "m"(g_cur));
+    return load_uint3(&c->tid);
 }
 }  // namespace gt_emu
 #define threadIdx (::gt_emu::thread_idx())
+#define blockIdx (::gt_emu::load_uint3(&::gt_emu::g_block_idx))
+#define blockDim (dim3(::gt_emu::load_uint3(&::gt_emu::g_block_dim)))
+#define gridDim (dim3(::gt_emu::load_uint3(&::gt_emu::g_grid_dim)))
 #else
 #define threadIdx (static_cast<const uint3&>(::gt_emu::g_cur->tid))
-#endif
 #define blockIdx (static_cast<const uint3&>(::gt_emu::g_block_idx))
 #define blockDim (static_cast<const dim3&>(::gt_emu::g_block_dim))
 #define gridDim (static_cast<const dim3&>(::gt_emu::g_grid_dim))
+#endif
 #define warpSize 32
 
 // ---- qualifiers --------------------------------------------------------------

@@ -666,7 +666,7 @@ extern "C" GT_EMU_NOCHECK int gt_emu_launch(int kernel, const long long* grid, c
     g_dynamic_shared = shared_bytes > 0 || checked ? g_shared_buf : nullptr;
     g_block_dim = dim3((unsigned)block[0], (unsigned)block[1], (unsigned)block[2]);
     g_grid_dim = dim3((unsigned)grid[0], (unsigned)grid[1], (unsigned)grid[2]);
-    if (checked && !check_begin_launch(L.kernel, unit_shm, allocs, nallocs, g_dynamic_shared, shared_bytes,
+    if (checked && !check_begin_launch(L.kernel, checked > 1, unit_shm, allocs, nallocs, g_dynamic_shared, shared_bytes,
                                        g_shared_cap, err, errlen))
         return 1;
 

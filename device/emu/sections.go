@@ -25,6 +25,18 @@ type shmSection struct {
 	line        int
 }
 
+// hasDWARF reports whether the running executable has DWARF line tables
+// (go test strips its binaries unless run with -ldflags='-s=false -w=false'):
+// only then are code addresses worth recording.
+var hasDWARF = sync.OnceValue(func() bool {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return f.Section(".debug_line") != nil || f.Section(".zdebug_line") != nil
+})
+
 // shmSections maps "<p|c>.<unit>" to the unit's sections, sorted by
 // address, read once from the running executable's section headers (which
 // stripping keeps). An error means the executable could not be read or the

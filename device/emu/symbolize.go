@@ -219,9 +219,10 @@ func (s *symbolizer) line(pc uint64) string {
 		if err := lr.SeekPC(a, &le); err != nil {
 			return ""
 		}
-		out := fmt.Sprintf("%s:%d", s.short(le.File.Name), le.Line)
+		compDir, _ := cu.Val(dwarf.AttrCompDir).(string)
+		out := fmt.Sprintf("%s:%d", s.short(compDir, le.File.Name), le.Line)
 		// The inlined calls that contain a, outermost first.
-		chain := s.inlined(r, a, lr.Files())
+		chain := s.inlined(r, a, lr.Files(), compDir)
 		for i := len(chain) - 1; i >= 0; i-- {
 			out += chain[i]
 		}
@@ -241,7 +242,7 @@ func inRanges(rs [][2]uint64, a uint64) bool {
 // inlined walks the children of the compile unit r is positioned in and
 // returns, innermost first, " in F, called at FILE:LINE" for every inlined
 // call that contains a.
-func (s *symbolizer) inlined(r *dwarf.Reader, a uint64, files []*dwarf.LineFile) []string {
+func (s *symbolizer) inlined(r *dwarf.Reader, a uint64, files []*dwarf.LineFile, compDir string) []string {
 	var chain []string
 	depth := 1 // inside the compile unit
 	for depth > 0 {
@@ -265,7 +266,7 @@ func (s *symbolizer) inlined(r *dwarf.Reader, a uint64, files []*dwarf.LineFile)
 			line, _ := e.Val(dwarf.AttrCallLine).(int64)
 			site := ""
 			if file > 0 && int(file) < len(files) && files[file] != nil {
-				site = fmt.Sprintf("%s:%d", s.short(files[file].Name), line)
+				site = fmt.Sprintf("%s:%d", s.short(compDir, files[file].Name), line)
 			}
 			chain = append([]string{fmt.Sprintf(" in %s, called at %s", name, site)}, chain...)
 		}
@@ -298,8 +299,12 @@ func (s *symbolizer) originName(e *dwarf.Entry) string {
 	return "?"
 }
 
-// short makes a file name relative to the module root where it lies in it.
-func (s *symbolizer) short(name string) string {
+// short makes a file name (relative to the compile unit's directory dir)
+// relative to the module root where it lies in it.
+func (s *symbolizer) short(dir, name string) string {
+	if !filepath.IsAbs(name) && dir != "" {
+		name = filepath.Join(dir, name)
+	}
 	name = filepath.Clean(name)
 	if s.root != "" {
 		if rel, err := filepath.Rel(s.root, name); err == nil && !strings.HasPrefix(rel, "..") {
