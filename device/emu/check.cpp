@@ -332,7 +332,7 @@ GT_EMU_NOCHECK void describe_global(uintptr_t a, size_t n, char* buf, size_t len
 [[noreturn]] GT_EMU_NOCHECK void report_global(uintptr_t a, size_t n, int kind, uintptr_t pc) {
     char why[256];
     describe_global(a, n, why, sizeof why);
-    check_fail(pc, 0, 0, "%lu-byte global %s at %#lx\x1f" "0: %s", (unsigned long)n, kind_name(kind), (unsigned long)a,
+    check_fail(pc, 0, 0, "%lu-byte global %s of %#lx\x1f" "0: %s", (unsigned long)n, kind_name(kind), (unsigned long)a,
                why);
 }
 
@@ -363,7 +363,7 @@ GT_EMU_NOCHECK inline void access(uintptr_t a, size_t n, int kind, uintptr_t pc)
     if (a - g_chk.shm_lo < g_chk.shm_len) {
         if (n > g_chk.shm_len - (a - g_chk.shm_lo))
             check_fail(pc, 0, 0,
-                       "%lu-byte shared %s at %#lx\x1f" "0 runs past the end of the static __shared__ variables of "
+                       "%lu-byte shared %s of %#lx\x1f" "0 runs past the end of the static __shared__ variables of "
                        "the kernel's source",
                        (unsigned long)n, kind_name(kind), (unsigned long)a);
         shared_access(g_static, false, a, a - g_chk.shm_lo, n, kind, pc);
@@ -372,7 +372,7 @@ GT_EMU_NOCHECK inline void access(uintptr_t a, size_t n, int kind, uintptr_t pc)
     if (a - g_chk.dyn_lo < g_chk.dyn_cap) {
         if (n > g_chk.dyn_len || a - g_chk.dyn_lo > g_chk.dyn_len - n)
             check_fail(pc, 0, 0,
-                       "%lu-byte %s of dynamic shared memory at byte %lu\x1f" "0: the launch has %lu bytes of "
+                       "%lu-byte %s of dynamic shared memory (byte %lu)\x1f" "0: the launch has %lu bytes of "
                        "dynamic shared memory",
                        (unsigned long)n, kind_name(kind), (unsigned long)(a - g_chk.dyn_lo),
                        (unsigned long)g_chk.dyn_len);

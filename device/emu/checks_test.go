@@ -80,6 +80,7 @@ func TestRacyAccumulation(t *testing.T) {
 				"shared-memory race on static shared sh + ", "(device/emu/testdata/checks.cu:29)",
 				"8-byte ", "with no __syncthreads between them")
 			if opts.Mode == emu.Deterministic {
+				t.Logf("rows %d: %s", rows, msg)
 				// Thread 0 read and wrote sh[0][0]; thread 32 (warp 1) reads it.
 				wantAll(t, msg, "sh + 0 (", "8-byte write by thread (0,0,0)", "then 8-byte read by thread (32,0,0)", "warps 0 and 1")
 			}
@@ -213,7 +214,7 @@ func TestNotedAccesses(t *testing.T) {
 		msg := launchErr(t, d, "emutest_copy_note", dim(1, 1, 1), dim(64, 1, 1), 0, p(src), p(out), i64(16), i64(8))
 		wantAll(t, msg, "shared-memory race on static shared s + ", "16-byte write by thread", "then 16-byte write by thread")
 		msg = launchErr(t, d, "emutest_copy_note", dim(1, 1, 1), dim(64, 1, 1), 0, p(src), p(out), i64(20), i64(20))
-		wantAll(t, msg, "20-byte global read at ", "runs 4 bytes past the end of allocation")
+		wantAll(t, msg, "20-byte global read of ", "runs 4 bytes past the end of allocation")
 	}
 }
 
@@ -229,26 +230,26 @@ func TestGlobalBounds(t *testing.T) {
 		launch(t, d, "emutest_read_at", dim(1, 1, 1), dim(n, 1, 1), 0, p(x), p(out), i64(n), i64(0))
 
 		msg := launchErr(t, d, "emutest_read_at", dim(1, 1, 1), dim(128, 1, 1), 0, p(x), p(out), i64(n), i64(1))
-		wantAll(t, msg, "kernel emutest_read_at: block (0,0,0): thread (99,0,0): 4-byte global read at ",
+		wantAll(t, msg, "kernel emutest_read_at: block (0,0,0): thread (99,0,0): 4-byte global read of ",
 			fmt.Sprintf("outside every allocation; nearest: 0 bytes past the end of allocation %#x (400 bytes), offset 400", uint64(x)))
 		msg = launchErr(t, d, "emutest_read_at", dim(1, 1, 1), dim(128, 1, 1), 0, p(x), p(out), i64(n), i64(-1))
-		wantAll(t, msg, "thread (0,0,0): 4-byte global read at ", fmt.Sprintf("4 bytes before allocation %#x (400 bytes), offset -4", uint64(x)))
+		wantAll(t, msg, "thread (0,0,0): 4-byte global read of ", fmt.Sprintf("4 bytes before allocation %#x (400 bytes), offset -4", uint64(x)))
 		msg = launchErr(t, d, "emutest_write_at", dim(1, 1, 1), dim(n, 1, 1), 0, p(out), i64(n), i64(1))
-		wantAll(t, msg, "kernel emutest_write_at", "thread (99,0,0): 4-byte global write at ", fmt.Sprintf("past the end of allocation %#x", uint64(out)))
+		wantAll(t, msg, "kernel emutest_write_at", "thread (99,0,0): 4-byte global write of ", fmt.Sprintf("past the end of allocation %#x", uint64(out)))
 		msg = launchErr(t, d, "emutest_load4_at", dim(1, 1, 1), dim(32, 1, 1), 0, p(x), p(out), i64(n-2))
-		wantAll(t, msg, "thread (0,0,0): 16-byte global read at ", fmt.Sprintf("runs 8 bytes past the end of allocation %#x (400 bytes); offset 392", uint64(x)))
+		wantAll(t, msg, "thread (0,0,0): 16-byte global read of ", fmt.Sprintf("runs 8 bytes past the end of allocation %#x (400 bytes); offset 392", uint64(x)))
 		launch(t, d, "emutest_load4_at", dim(1, 1, 1), dim(32, 1, 1), 0, p(x), p(out), i64(n-4))
 
 		if err := d.Free(x); err != nil {
 			t.Fatal(err)
 		}
 		msg = launchErr(t, d, "emutest_read_at", dim(1, 1, 1), dim(n, 1, 1), 0, p(x), p(out), i64(n), i64(0))
-		wantAll(t, msg, "4-byte global read at ", fmt.Sprintf("inside allocation %#x (400 bytes), which was freed before the launch; offset ", uint64(x)))
+		wantAll(t, msg, "4-byte global read of ", fmt.Sprintf("inside allocation %#x (400 bytes), which was freed before the launch; offset ", uint64(x)))
 		if opts.Mode == emu.Deterministic {
-			wantAll(t, msg, "thread (0,0,0): 4-byte global read at ", "freed before the launch; offset 0")
+			wantAll(t, msg, "thread (0,0,0): 4-byte global read of ", "freed before the launch; offset 0")
 		}
 		msg = launchErr(t, d, "emutest_atomic_sum", dim(1, 1, 1), dim(32, 1, 1), 0, p(out), i64(n), p(x), p(out))
-		wantAll(t, msg, "4-byte global atomic at ", "which was freed before the launch")
+		wantAll(t, msg, "4-byte global atomic of ", "which was freed before the launch")
 	}
 }
 
@@ -260,9 +261,9 @@ func TestDynamicSharedBounds(t *testing.T) {
 		out := poisonedF32(t, d, 64)
 		launch(t, d, "emutest_dynamic_at", dim(2, 1, 1), dim(64, 1, 1), 4*64, p(out), i64(0))
 		msg := launchErr(t, d, "emutest_dynamic_at", dim(2, 1, 1), dim(64, 1, 1), 4*64, p(out), i64(1))
-		wantAll(t, msg, "thread (63,0,0): 4-byte write of dynamic shared memory at byte 256: the launch has 256 bytes of dynamic shared memory")
+		wantAll(t, msg, "thread (63,0,0): 4-byte write of dynamic shared memory (byte 256)", ": the launch has 256 bytes of dynamic shared memory")
 		msg = launchErr(t, d, "emutest_dynamic_at", dim(1, 1, 1), dim(64, 1, 1), 0, p(out), i64(0))
-		wantAll(t, msg, "4-byte write of dynamic shared memory at byte ", "the launch has 0 bytes of dynamic shared memory")
+		wantAll(t, msg, "4-byte write of dynamic shared memory (byte ", "the launch has 0 bytes of dynamic shared memory")
 	}
 }
 
