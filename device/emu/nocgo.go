@@ -20,3 +20,6 @@ func New(opts Options) (*Driver, error) {
 func Kernels() []string { return nil }
 
 func compiledInputs() map[string]string { return nil }
+
+// Checked reports false: there is no build of the kernels at all.
+func (d *Driver) Checked() bool { return false }
