@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/gputrain/gputrain/device"
 	"github.com/gputrain/gputrain/device/emu"
+	"github.com/gputrain/gputrain/device/emu/internal/gen"
 )
 
 // Tests of the checked build (testdata/checks.cu): what it must report,
@@ -351,5 +355,40 @@ func TestChecksOption(t *testing.T) {
 	}
 	if _, err := emu.New(emu.Options{Checks: 9}); err == nil {
 		t.Error("Checks 9: no error")
+	}
+}
+
+// TestEmuHeaderLinkage: every inline function of the emulation headers
+// (emu.h and those it includes, such as the mma/cp.async emulation) has
+// internal linkage and the unit's instrumentation setting (GT_EMU_FN): an
+// inline function with external linkage is compiled into the plain and the
+// checked units alike, and the linker keeps one copy for both, so checked
+// kernels could run its uninstrumented code (or plain ones the slow one).
+func TestEmuHeaderLinkage(t *testing.T) {
+	headers, err := filepath.Glob("*.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inlineRE := regexp.MustCompile(`\binline\b`)
+	for _, h := range headers {
+		if h == "bridge.h" || h == "check.h" { // not included by kernel code
+			continue
+		}
+		data, err := os.ReadFile(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(gen.StripComments(string(data)), "\n") {
+			code := strings.TrimSpace(line)
+			if strings.HasPrefix(code, "#") || !inlineRE.MatchString(code) {
+				continue
+			}
+			raw := strings.Split(string(data), "\n")[i]
+			if strings.Contains(code, "static inline") || strings.Contains(code, "GT_EMU_FN") ||
+				strings.Contains(raw, "external linkage: allowed") {
+				continue
+			}
+			t.Errorf("%s:%d: an inline function without GT_EMU_FN (or static and GT_EMU_PLAIN): %s", h, i+1, code)
+		}
 	}
 }

@@ -114,6 +114,10 @@
 #endif
 #define GT_EMU_FN static inline GT_EMU_PLAIN
 #define GT_EMU_FN_ALWAYS static inline __attribute__((always_inline)) GT_EMU_PLAIN
+// For member functions (where static means something else): define the
+// class in an unnamed namespace (internal linkage for its members too) and
+// mark each member GT_EMU_PLAIN. TestEmuHeaderLinkage rejects an `inline`
+// in a header of this directory that is neither.
 
 // GT_EMU_NOTE_READ(p, n) / GT_EMU_NOTE_WRITE(p, n) announce, in a checked
 // unit, an access of n bytes at p that the compiler cannot instrument: one
@@ -353,10 +357,10 @@ GT_EMU_ATOMIC(float, atomicExch, val)
 // tests with tolerances, and deterministic.
 // glibc declares __expf, __logf and __powf (extern), so these three keep
 // external linkage; they touch no memory, so which unit's copy the linker
-// keeps does not matter.
-inline GT_EMU_PLAIN float __expf(float x) { return expf(x); }
-inline GT_EMU_PLAIN float __logf(float x) { return logf(x); }
-inline GT_EMU_PLAIN float __powf(float x, float y) { return powf(x, y); }
+// keeps does not matter (external linkage: allowed).
+inline GT_EMU_PLAIN float __expf(float x) { return expf(x); }              // external linkage: allowed
+inline GT_EMU_PLAIN float __logf(float x) { return logf(x); }              // external linkage: allowed
+inline GT_EMU_PLAIN float __powf(float x, float y) { return powf(x, y); }  // external linkage: allowed
 GT_EMU_FN float __fdividef(float x, float y) { return x / y; }
 GT_EMU_FN float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 GT_EMU_FN float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
