@@ -477,6 +477,9 @@ GT_EMU_NOCHECK void check_atomic(const void* p, unsigned long n) {
 
 // ---- the callbacks of -fsanitize=thread ---------------------------------------
 //
+// Not in a -race build (flags_race.go): Go's race runtime defines them.
+#if GT_EMU_CHECKS
+//
 // pc is the return address: the instruction after the call, inside the
 // access's source line (emu.go looks up pc - 1).
 
@@ -510,3 +513,4 @@ extern "C" GT_EMU_NOCHECK void __tsan_write_range(void* a, unsigned long n) {
 extern "C" GT_EMU_NOCHECK void __tsan_func_entry(void*) {}
 extern "C" GT_EMU_NOCHECK void __tsan_func_exit() {}
 extern "C" GT_EMU_NOCHECK void __tsan_init() {}
+#endif  // GT_EMU_CHECKS

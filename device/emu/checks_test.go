@@ -42,6 +42,9 @@ func wantAll(t *testing.T, msg string, subs ...string) {
 
 func checkedDriver(t *testing.T, opts emu.Options) *emu.Driver {
 	t.Helper()
+	if !emu.ChecksAvailable() && len(emu.Kernels()) > 0 {
+		t.Skip("no checked build with -race (the race runtime defines its instrumentation callbacks)")
+	}
 	d := newDriver(t, opts)
 	if !d.Checked() {
 		t.Fatalf("Options %+v: the driver does not run the checked build under go test", opts)
@@ -276,6 +279,9 @@ func TestDynamicSharedBounds(t *testing.T) {
 // without writing shows (it is not what an earlier block or launch left).
 func TestSharedPoisoned(t *testing.T) {
 	for _, checks := range []emu.Checks{emu.ChecksOn, emu.ChecksOff} {
+		if checks == emu.ChecksOn && !emu.ChecksAvailable() {
+			continue // -race
+		}
 		for _, opts := range modes {
 			opts.Checks = checks
 			d := newDriver(t, opts)
@@ -332,6 +338,15 @@ func TestDivergentBarrier(t *testing.T) {
 // TestChecksOption: the checked build is the default under go test, and
 // Options.Checks and GPUTRAIN_EMU_CHECKS choose otherwise.
 func TestChecksOption(t *testing.T) {
+	if !emu.ChecksAvailable() && len(emu.Kernels()) > 0 {
+		if _, err := emu.New(emu.Options{Checks: emu.ChecksOn}); err == nil || !strings.Contains(err.Error(), "-race") {
+			t.Errorf("ChecksOn in a -race build: New error %v", err)
+		}
+		if d := newDriver(t, emu.Options{}); d.Checked() {
+			t.Error("a -race build runs the checked build")
+		}
+		t.Skip("no checked build with -race")
+	}
 	for _, c := range []struct {
 		checks emu.Checks
 		env    string

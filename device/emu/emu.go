@@ -3,7 +3,7 @@
 package emu
 
 /*
-#cgo CXXFLAGS: -O2 -std=c++17 -fsanitize=thread
+#cgo CXXFLAGS: -O2 -std=c++17
 #include <stdlib.h>
 #include <string.h>
 #include "bridge.h"
@@ -141,8 +141,24 @@ func New(opts Options) (*Driver, error) {
 	return &Driver{opts: opts, checked: checked, rng: opts.Seed, allocs: map[device.Ptr]int64{}}, nil
 }
 
+// ChecksAvailable reports whether this build has the checked kernels: not
+// in a -race build, whose race runtime defines the instrumentation
+// callbacks the checked build implements itself (flags_race.go).
+func ChecksAvailable() bool { return checksAvailable }
+
 // resolveChecks turns Options.Checks into whether launches are checked.
 func resolveChecks(c Checks) (bool, error) {
+	if !checksAvailable {
+		switch c {
+		case ChecksOn:
+			return false, errors.New("emu: Checks: ChecksOn, but a -race build has no checked kernels (the race runtime defines the instrumentation callbacks they need); test without -race for the race detector of shared memory")
+		case ChecksAuto:
+			if os.Getenv("GPUTRAIN_EMU_CHECKS") == "1" {
+				return false, errors.New("emu: GPUTRAIN_EMU_CHECKS=1, but a -race build has no checked kernels; test without -race")
+			}
+			return false, nil
+		}
+	}
 	switch c {
 	case ChecksOn:
 		return true, nil

@@ -23,3 +23,6 @@ func compiledInputs() map[string]string { return nil }
 
 // Checked reports false: there is no build of the kernels at all.
 func (d *Driver) Checked() bool { return false }
+
+// ChecksAvailable reports false: there is no build of the kernels at all.
+func ChecksAvailable() bool { return false }
