@@ -89,8 +89,9 @@
 // to 16 bytes, the gt_lds4/gt_sts4 vector accessors included) first calls
 // into the emulator. Options.Checks selects one; the default, ChecksAuto,
 // runs the checked build in test binaries (testing.Testing) and the plain
-// one otherwise, and GPUTRAIN_EMU_CHECKS=1 or =0 overrides it. The checked
-// build is slower: about 1.6x for the device package's tests, 10-20x for a
+// one otherwise, and GPUTRAIN_EMU_CHECKS=1 or =0 overrides it. A -race build
+// has no checked kernels (Go's race runtime defines the callbacks they need;
+// ChecksAvailable reports it). The checked build is slower: about 1.6x for the device package's tests, 10-20x for a
 // kernel whose inner loop reads shared memory.
 //
 // The checked build fails the launch, naming the kernel, the block, both
