@@ -409,7 +409,8 @@ GT_EMU_NOCHECK bool run_block() {
                     if (f->state != AT_BARRIER || !f->barrier_site) continue;
                     if (!first) {
                         first = f;
-                    } else if (strcmp(f->barrier_site, first->barrier_site) != 0) {
+                    } else if (f->barrier_site != first->barrier_site &&
+                               strcmp(f->barrier_site, first->barrier_site) != 0) {
                         errorf("divergent __syncthreads: thread (%u,%u,%u) waits at %s, thread (%u,%u,%u) at %s "
                                "(all threads of a block that have not returned must reach the same barrier)",
                                first->head.tid.x, first->head.tid.y, first->head.tid.z,
