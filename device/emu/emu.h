@@ -11,8 +11,10 @@
 // (static_assert in gt_emu::arg), as it would be a silent bug with cu.
 //
 // Supported:
-//   threadIdx, blockIdx, blockDim, gridDim (.x/.y/.z), warpSize (32), dim3;
-//   __syncthreads(); __syncwarp() (full mask);
+//   threadIdx, blockIdx, blockDim, gridDim (.x/.y/.z), warpSize (32), dim3
+//     (values, not lvalues, in a checked unit);
+//   __syncthreads() (in a checked unit a macro that records its file:line);
+//   __syncwarp() (full mask);
 //   static __shared__ variables, in a kernel or in a __device__ function;
 //   dynamic shared memory only through GT_DYNAMIC_SHARED(T, name), which
 //     kernels/gputrain.cuh defines for nvcc (#ifndef GT_DYNAMIC_SHARED) and
@@ -91,10 +93,11 @@
 // ---- plain and checked translation units --------------------------------
 //
 // Every kernel source is compiled twice (see doc.go, "Checked mode"): once
-// plain (gen_<dir>_<name>.cpp) and once checked (gen_<dir>_<name>_checked.cpp,
+// plain (gen_<dir>_<name>.cpp) and once checked (gen_<dir>_<name>.checked.cpp,
 // which defines GT_EMU_CHECKED before including this header and wraps the
 // source in a namespace of its own). The package is compiled with
-// -fsanitize=thread, which makes g++ call __tsan_read<n> / __tsan_write<n>
+// -fsanitize=thread (flags.go; not under -race, whose runtime defines the
+// same callbacks), which makes g++ call __tsan_read<n> / __tsan_write<n>
 // (check.cpp; no sanitizer runtime is linked) before every memory access
 // that survives optimization; GT_EMU_PLAIN switches that off for the
 // functions of a plain unit (__global__, __device__ and this header's own),
