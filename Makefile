@@ -5,7 +5,7 @@ BIN     ?= bin
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*' -not -path './gpucheck/*')
 
 .PHONY: all run build build-cuda test test-short lint fmt bench bench-cpu kernels check-kernels \
-        check-cuda check-cuda-link gpu-check-build gpu-check losses generate ci \
+        check-cuda check-cuda-link gpu-check-build gpu-check losses generate ci crashloop \
         build-mpi build-mpi-cuda test-mpi
 
 all: build
@@ -86,9 +86,13 @@ gpu-check-build:
 gpu-check:
 	bash scripts/gpu-check.sh run
 
+## crashloop: kill -9 training at random moments for a minute, resume, compare bitwise with an uninterrupted run
+crashloop:
+	bash scripts/crashloop.sh 60
+
 ## losses: retrain the ten losses and print the table of docs/LOSSES.md
 losses:
 	$(GO) run ./cmd/gputrain losses
 
 ## ci: what .ci/run runs after installing the toolchain
-ci: test check-kernels check-cuda gpu-check-build test-mpi
+ci: test crashloop check-kernels check-cuda gpu-check-build test-mpi

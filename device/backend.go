@@ -53,6 +53,9 @@ type Options struct {
 	// separately before its fixed-order merge (1: one pass, no merge); 0
 	// picks it by shape.
 	ColumnSplits int
+	// ChainPlan forces the plan of the chain operations' recursion
+	// (chain.go); ChainPlanAuto (0) picks it by the shared memory P needs.
+	ChainPlan ChainPlan
 }
 
 // Backend is the model.Backend for GPUs: its matrices live in a Driver's
@@ -82,6 +85,10 @@ type Backend struct {
 	joint              Ptr
 	jointCap           int64 // bytes
 	flag               Ptr
+	// chainMem holds the chain operations' messages and per-sequence
+	// results (chain.go).
+	chainMem    Ptr
+	chainMemCap int64 // bytes
 	// scratchGen counts reallocations of the scratch buffers: a captured
 	// graph that names the old ones is stale (see Capture).
 	scratchGen uint64
@@ -194,6 +201,9 @@ func NewWithOptions(drv Driver, opts Options) (*Backend, error) {
 	}
 	if opts.ColumnSplits < 0 {
 		return nil, fmt.Errorf("device: New: ColumnSplits = %d, want > 0 (or 0 for automatic)", opts.ColumnSplits)
+	}
+	if opts.ChainPlan < ChainPlanAuto || opts.ChainPlan > ChainPlanTiled {
+		return nil, fmt.Errorf("device: New: unknown ChainPlan %d", int(opts.ChainPlan))
 	}
 	if opts.MaxBlocks == 0 {
 		opts.MaxBlocks = maxElemBlock
@@ -480,7 +490,8 @@ func (b *Backend) Close() error {
 	free(b.colPart)
 	free(b.joint)
 	free(b.flag)
-	b.partF, b.partI, b.colPart, b.joint, b.flag = 0, 0, 0, 0, 0
+	free(b.chainMem)
+	b.partF, b.partI, b.colPart, b.joint, b.flag, b.chainMem = 0, 0, 0, 0, 0, 0
 	b.closed = true
 	if err := b.drv.Close(); err != nil {
 		errs = append(errs, err)

@@ -37,6 +37,12 @@ type EvalResult struct {
 	// asked for them (Trainer.KeepMargins); nil otherwise. Plots show their
 	// distribution, which the mean alone hides.
 	Margins []float32
+	// Positions and PositionAccuracy are set for chain models, whose
+	// answers are sequences: there N, Accuracy (exact match of the whole
+	// sequence), NLL, Loss and the margins are per sequence, and these
+	// count the positions and the fraction answered right.
+	Positions        int
+	PositionAccuracy float64
 }
 
 // StallThreshold is the gradient magnitude under which EvalResult counts a
@@ -105,7 +111,7 @@ func Evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, batch int) (E
 	if dd == nil || dd.X == nil {
 		return EvalResult{}, errors.New("evaluate: no data (nil or freed)")
 	}
-	bt, err := newBatcher(b, batch, dd.Host.D)
+	bt, err := newBatcher(b, rowsPerStep(batch, dd.Host.N), dd.Host.D)
 	if err != nil {
 		return EvalResult{}, err
 	}

@@ -88,8 +88,9 @@ func (t *Trainer) usePipeline() (StepOps, bool) {
 	ops, ok := t.b.(StepOps)
 	_, builtin := t.Optimizer.(*optimizer)
 	// Data parallel (allreduce.go): the host-synchronized step, whose
-	// all-reduce hook sits between backward and the optimizer step.
-	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.dist == nil
+	// all-reduce hook sits between backward and the optimizer step. Chain
+	// models (chaintrain.go) take it too.
+	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.dist == nil && t.seq == nil
 }
 
 // newPipeline allocates the backend state of the trainer's loop.
@@ -152,6 +153,8 @@ func (t *Trainer) hostSyncReason() string {
 		return "requested"
 	case t.train.Streamed:
 		return "the training data is streamed from the host"
+	case t.seq != nil:
+		return "a chain model: its steps run the chain's dynamic programs"
 	case !builtin:
 		return "a custom Optimizer"
 	case t.dist != nil:
@@ -160,9 +163,12 @@ func (t *Trainer) hostSyncReason() string {
 	return fmt.Sprintf("the %s backend has no StepOps", t.b.Name())
 }
 
-// learningRate is the learning rate of global step step (1-based). LR
-// schedules plug in here; the pipelined steps read it from the epoch's plan.
-func (t *Trainer) learningRate(step int) float64 { return t.cfg.Optimizer.LR }
+// learningRate is the learning rate of global step step (1-based):
+// Config.Schedule's (schedule.go); the pipelined steps read it from the
+// epoch's plan.
+func (t *Trainer) learningRate(step int) float64 {
+	return t.cfg.Schedule.LR(t.cfg.Optimizer.LR, step-1, t.cfg.Epochs*t.StepsPerEpoch())
+}
 
 // trainEpochPipelined is TrainEpoch through StepOps: the epoch's order and
 // learning rates are uploaded once, each step is issued without waiting,
@@ -244,7 +250,7 @@ func (t *Trainer) trainEpochPipelined(ctx context.Context, ops StepOps) (float64
 			if p.rows > 0 {
 				loss = p.sum / float64(p.rows)
 			}
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: o.t, Loss: loss, LossSteps: p.known})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: o.t, Loss: loss, LossSteps: p.known, LR: float64(p.lr[s])})
 		}
 	}
 	// Every step issued is read back before the epoch ends or is cut: the

@@ -59,10 +59,20 @@ type Config struct {
 	Vars []int
 	// NoPairwise leaves the pairwise tables out of a joint model.
 	NoPairwise bool
+	// Chain makes the model a ChainModel (chain.go) whose answers are
+	// sequences; it trains with NewSequenceTrainer, Batch counting
+	// sequences and Model being the trunk of the unary energies.
+	Chain bool
 	// StreamData keeps the data sets on the host and uploads each batch,
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
 	StreamData bool
+	// Schedule varies the learning rate with the global step (schedule.go);
+	// the zero value keeps Optimizer.LR.
+	Schedule Schedule
+	// EarlyStop stops training when the held-out metric stops improving
+	// (earlystop.go); the zero value trains every epoch.
+	EarlyStop EarlyStop
 }
 
 // DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
@@ -118,6 +128,15 @@ func (c Config) Validate() error {
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
 	}
+	if err := c.Schedule.Validate(); err != nil {
+		return fmt.Errorf("learning-rate schedule: %w", err)
+	}
+	if err := c.EarlyStop.Validate(); err != nil {
+		return err
+	}
+	if err := c.validateChain(); err != nil {
+		return err
+	}
 	return c.validateJoint()
 }
 
@@ -134,6 +153,8 @@ type StepInfo struct {
 	// at most Trainer.LossEvery; on a GPU by at most about 2*LossEvery.
 	Loss      float64
 	LossSteps int
+	// LR is the learning rate of the step (Config.Schedule, schedule.go).
+	LR float64
 }
 
 // EpochResult is passed to Trainer.OnEpoch and returned by Run.
@@ -145,6 +166,11 @@ type EpochResult struct {
 	Eval        *EvalResult
 	Seconds     float64 // training time of the epoch
 	EvalSeconds float64
+	// With Config.EarlyStop: Best marks the epoch whose held-out metric is
+	// the best so far, which is BestValue, reached at epoch BestEpoch.
+	Best      bool
+	BestEpoch int
+	BestValue float64
 }
 
 // Trainer trains an energy model on a data set uploaded once to a Backend.
@@ -183,6 +209,10 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// seq is set for chain models (chaintrain.go): the units of an epoch
+	// are sequences, and steps and evaluations go through the chain's
+	// dynamic programs.
+	seq *seqRun
 	// pipe runs the steps through StepOps (pipeline.go); diverged, once
 	// set, is returned by every later TrainEpoch: a run never continues on
 	// non-finite weights.
@@ -191,14 +221,22 @@ type Trainer struct {
 	checkBuf []float32 // checkWeights' download buffer
 	// dist is the data-parallel state (allreduce.go); nil alone.
 	dist *distributed
+	// dataSHA256 caches DataFingerprint of the training data (integrity.go).
+	dataSHA256 string
+	early      earlyStopState // earlystop.go
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
 // be nil) once, and builds the model and optimizer from cfg.Seed.
 func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+	if cfg.Chain {
+		return nil, errors.New("NewTrainer: a chain model trains on sequences: use NewSequenceTrainer")
+	}
 	return newTrainer(b, cfg, nil, train, eval)
 }
 
+// newTrainer is NewTrainer with a communicator (NewDistributedTrainer);
+// NewSequenceTrainer extends what it builds.
 func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -218,6 +256,9 @@ func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer
 		}
 	}
 	spec, _ := cfg.Spec()
+	// A batch of the training rows or more is one step over all of them
+	// (data.go, rowsPerStep): no buffer is sized by a larger one.
+	cfg.Batch = rowsPerStep(cfg.Batch, train.N)
 	t := &Trainer{cfg: cfg, b: b}
 	t.setComm(c)
 	if err := t.checkAgreement(train, eval); err != nil {
@@ -269,14 +310,15 @@ func (t *Trainer) Config() Config { return t.cfg }
 func (t *Trainer) Epoch() int { return t.epoch }
 
 // StepsPerEpoch is ceil(N / Batch).
-func (t *Trainer) StepsPerEpoch() int { return (t.train.Host.N + t.cfg.Batch - 1) / t.cfg.Batch }
+func (t *Trainer) StepsPerEpoch() int { return (t.units() + t.cfg.Batch - 1) / t.cfg.Batch }
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch
-// loss (the error names the epoch and step), or when ctx is done.
+// loss (the error names the epoch and step), when ctx is done, or when
+// Config.EarlyStop says the held-out metric stopped improving.
 func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 	var out []EpochResult
-	for t.epoch < t.cfg.Epochs {
+	for t.epoch < t.cfg.Epochs && !t.early.stopped {
 		start := time.Now()
 		loss, err := t.TrainEpoch(ctx)
 		if err != nil {
@@ -292,6 +334,7 @@ func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 			r.Eval = &ev
 			r.EvalSeconds = time.Since(start).Seconds()
 		}
+		t.observeEarlyStop(&r)
 		out = append(out, r)
 		if t.OnEpoch != nil {
 			t.OnEpoch(r)
@@ -313,7 +356,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		return t.trainEpochPipelined(ctx, ops)
 	}
 	epoch := t.epoch + 1
-	n := t.train.Host.N
+	n := t.units()
 	if err := t.shuffle(); err != nil {
 		return 0, err
 	}
@@ -336,7 +379,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		total += loss
 		t.done, t.doneLoss = s+1, total
 		if t.OnStep != nil {
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: total / float64(min((s+1)*t.cfg.Batch, n)), LossSteps: s + 1})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: total / float64(min((s+1)*t.cfg.Batch, n)), LossSteps: s + 1, LR: t.learningRate(t.Optimizer.Steps())})
 		}
 	}
 	t.epoch = epoch
@@ -366,6 +409,9 @@ func (t *Trainer) shuffle() error {
 // given rows (this rank's shard of them, data parallel) and returns the
 // sum of their losses.
 func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
+	if t.seq != nil {
+		return t.seq.step(t, rows, sums)
+	}
 	bt := t.bt
 	if err := bt.load(t.train, t.shard(rows)); err != nil {
 		return 0, err
@@ -400,14 +446,20 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 		// Stop before the step: the weights stay those that gave it.
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
 	}
+	return loss, t.update()
+}
+
+// update applies the optimizer step to the gradients of the host-
+// synchronized step and checks the weights it made.
+func (t *Trainer) update() error {
 	o, builtin := t.Optimizer.(*optimizer)
 	if !builtin {
-		return loss, t.Optimizer.Step()
+		return t.Optimizer.Step()
 	}
 	if err := o.stepWith(float32(t.learningRate(o.t + 1))); err != nil {
-		return 0, err
+		return err
 	}
-	return loss, t.checkWeights()
+	return t.checkWeights()
 }
 
 // checkWeights downloads every parameter and fails, naming them, when one
@@ -450,6 +502,9 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 	if t.bt == nil {
 		return EvalResult{}, errors.New("trainer: used after Close")
 	}
+	if t.seq != nil {
+		return t.seq.evaluate(t, t.KeepMargins)
+	}
 	return evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
 }
 
@@ -465,6 +520,8 @@ func (t *Trainer) Close() error {
 		errs = append(errs, t.bt.free())
 		t.bt = nil
 	}
+	errs = append(errs, t.seq.free())
+	t.seq = nil
 	if t.Optimizer != nil {
 		errs = append(errs, t.Optimizer.Free())
 	}

@@ -37,7 +37,7 @@ func worldSize() int {
 // atomic.
 func rootOnly(o *runOptions) {
 	if !isRoot() {
-		o.save = ""
+		o.save, o.best = "", ""
 		o.quiet = true
 	}
 }

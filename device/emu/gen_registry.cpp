@@ -3,6 +3,7 @@
 
 #include "emu.h"
 
+extern "C" const gt_emu_kernel gt_emu_table_kernels_chain[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
@@ -14,6 +15,7 @@ extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
 
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
+    gt_emu_table_kernels_chain,
     gt_emu_table_kernels_elementwise,
     gt_emu_table_kernels_energyloss,
     gt_emu_table_kernels_gemm,
@@ -31,6 +33,7 @@ extern "C" const char* const gt_emu_inputs[] = {
     "device/emu/testdata/checks.cu", "fffdb670e559f088b2ca82d0e70e1b025578f61e2bd585ce7cd9e0c969d183ee",
     "device/emu/testdata/misc.cu", "6d75cf2a33832c00e44474dc102ab1538131666648990cbf6a4f7220b7787de5",
     "device/emu/testdata/reduce.cu", "51a4657acc1efb5ed430889162feeb69dc16804f66b3dc1f75095bf4e21d7ee8",
+    "kernels/chain.cu", "1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4",
     "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",
     "kernels/energyloss.cu", "83af409ce41e314a2947dea12281d9942ba0f067c571bc951bcfe00c8f193449",
     "kernels/gemm.cu", "afc5e23aebb0f2a74149e28cb731dcb3d5d26f0e839e584feee4d462ab619981",
