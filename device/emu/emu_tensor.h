@@ -54,7 +54,6 @@
 // tolerances, never bits, across emulator and GPU.
 #pragma once
 
-#include <vector>
 
 namespace gt_emu {
 
@@ -64,7 +63,7 @@ namespace gt_emu {
 
 namespace tensor {
 
-inline int linear_tid() {
+GT_EMU_FN_ALWAYS int linear_tid() {
     return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
 }
 
@@ -82,23 +81,33 @@ struct Copy {
 struct BlockTag {
     uint3 block;
     unsigned grid_x, grid_y, grid_z, threads;
-    bool operator==(const BlockTag& o) const {
-        return block.x == o.block.x && block.y == o.block.y && block.z == o.block.z && grid_x == o.grid_x &&
-               grid_y == o.grid_y && grid_z == o.grid_z && threads == o.threads;
-    }
 };
 
+static inline GT_EMU_NOCHECK bool same_tag(const BlockTag& a, const BlockTag& o) {
+    return a.block.x == o.block.x && a.block.y == o.block.y && a.block.z == o.block.z && a.grid_x == o.grid_x &&
+           a.grid_y == o.grid_y && a.grid_z == o.grid_z && a.threads == o.threads;
+}
+
+// kMaxPending is the most copies one thread may have pending: a 4-stage
+// pipeline of 4-byte copies needs 4 x 32 in the 128 x 128 tile.
+const int kMaxPending = 256;
+
+// A thread's pending copies live in the emulator's own static memory (not
+// a std::vector: the heap is "global memory" to the checked mode, and the
+// library code that would touch it is instrumented).
 struct CopyQueue {
     BlockTag tag;
-    bool used = false;
-    std::vector<Copy> pending;        // issue order
-    unsigned long long committed = 0; // groups committed so far
+    bool used;
+    int n;                         // pending copies, in issue order
+    unsigned long long committed;  // groups committed so far
+    Copy pending[kMaxPending];
 };
 
-// One queue per thread slot of the running block (blocks run one at a time).
-inline CopyQueue g_queues[1024];
+// One queue per thread slot of the running block (blocks run one at a time),
+// shared by every unit that includes this header, as the runtime's state is.
+inline CopyQueue g_queues[1024];  // external linkage: allowed (the emulator's own state, one copy)
 
-inline BlockTag current_tag() {
+static inline GT_EMU_NOCHECK BlockTag current_tag() {
     BlockTag t;
     t.block = blockIdx;
     t.grid_x = gridDim.x;
@@ -110,21 +119,21 @@ inline BlockTag current_tag() {
 
 // queue returns the calling thread's queue, failing if a thread of an
 // earlier block left copies in it.
-inline CopyQueue& queue() {
+static inline GT_EMU_NOCHECK CopyQueue& queue() {
     CopyQueue& q = g_queues[linear_tid()];
     const BlockTag t = current_tag();
-    if (!q.used || !(q.tag == t)) {
-        if (q.used && !q.pending.empty()) {
+    if (!q.used || !same_tag(q.tag, t)) {
+        if (q.used && q.n > 0) {
             char msg[256];
             snprintf(msg, sizeof msg,
-                     "cp.async: %zu copies issued by this thread slot in block (%u,%u,%u) were never waited for "
+                     "cp.async: %d copies issued by this thread slot in block (%u,%u,%u) were never waited for "
                      "(cp.async.wait_group/wait_all) before that thread returned",
-                     q.pending.size(), q.tag.block.x, q.tag.block.y, q.tag.block.z);
+                     q.n, q.tag.block.x, q.tag.block.y, q.tag.block.z);
             fail_thread(msg);
         }
         q.tag = t;
         q.used = true;
-        q.pending.clear();
+        q.n = 0;
         q.committed = 0;
     }
     return q;
@@ -132,9 +141,18 @@ inline CopyQueue& queue() {
 
 }  // namespace tensor
 
+// The cp.async functions are never instrumented (their queue lives in the
+// emulator's own memory): in a checked unit they announce what the
+// instruction does to the kernel's memory instead, so that the race
+// detector and the bounds checks see it: at issue the read of src-size
+// bytes of global memory and the write of the shared destination (its
+// contents are undefined from then on), and when a wait performs the copy,
+// the write again (the data lands then, visible to other threads only
+// after a barrier).
+
 // cp_async is cp.async.{ca,cg}.shared.global [dst], [src], size, src_size
 // (.cg when size is 16).
-inline void cp_async(void* dst, const void* src, int size, int src_size) {
+static inline GT_EMU_NOCHECK void cp_async(void* dst, const void* src, int size, int src_size) {
     char msg[200];
     if (size != 4 && size != 8 && size != 16) {
         snprintf(msg, sizeof msg, "cp.async with cp-size %d: it must be 4, 8 or 16", size);
@@ -151,69 +169,77 @@ inline void cp_async(void* dst, const void* src, int size, int src_size) {
         fail_thread(msg);
     }
     tensor::CopyQueue& q = tensor::queue();
+    if (src_size > 0) GT_EMU_NOTE_READ(src, src_size);
+    GT_EMU_NOTE_WRITE(dst, size);
+    if (q.n == tensor::kMaxPending) {
+        snprintf(msg, sizeof msg, "cp.async: more than %d copies pending in one thread (none waited for)",
+                 tensor::kMaxPending);
+        fail_thread(msg);
+    }
     // Until the wait, the destination is undefined: poison it now.
     memset(dst, 0xff, (size_t)size);
-    q.pending.push_back(tensor::Copy{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), size,
-                                     src_size, ~0ull});
+    q.pending[q.n++] = tensor::Copy{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), size,
+                                    src_size, ~0ull};
 }
 
 // cp_async_commit_group is cp.async.commit_group: the copies issued since
 // the last commit become one group (possibly empty).
-inline void cp_async_commit_group() {
+static inline GT_EMU_NOCHECK void cp_async_commit_group() {
     tensor::CopyQueue& q = tensor::queue();
-    for (tensor::Copy& c : q.pending)
-        if (c.group == ~0ull) c.group = q.committed;
+    for (int i = 0; i < q.n; i++)
+        if (q.pending[i].group == ~0ull) q.pending[i].group = q.committed;
     q.committed++;
 }
 
 // cp_async_wait_group is cp.async.wait_group n.
-inline void cp_async_wait_group(int n) {
+static inline GT_EMU_NOCHECK void cp_async_wait_group(int n) {
     tensor::CopyQueue& q = tensor::queue();
     if (n < 0) fail_thread("cp.async.wait_group with a negative count");
     // Groups [0, committed - n) must be complete.
     const unsigned long long done = q.committed > (unsigned long long)n ? q.committed - n : 0;
-    size_t keep = 0;
-    for (size_t i = 0; i < q.pending.size(); i++) {
+    int keep = 0;
+    for (int i = 0; i < q.n; i++) {
         tensor::Copy& c = q.pending[i];
         if (c.group != ~0ull && c.group < done) {
+            GT_EMU_NOTE_WRITE(c.dst, c.size);
             if (c.src_size > 0) memcpy(c.dst, c.src, (size_t)c.src_size);
             memset(c.dst + c.src_size, 0, (size_t)(c.size - c.src_size));
         } else {
             q.pending[keep++] = c;
         }
     }
-    q.pending.resize(keep);
+    q.n = keep;
     asm volatile("" ::: "memory");
 }
 
 // cp_async_wait_all is cp.async.wait_all.
-inline void cp_async_wait_all() {
+static inline GT_EMU_NOCHECK void cp_async_wait_all() {
     cp_async_commit_group();
     cp_async_wait_group(0);
 }
 
 // ---- conversions ---------------------------------------------------------------
 
-inline uint32_t f32_bits(float x) {
+GT_EMU_FN uint32_t f32_bits(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
     return u;
 }
-inline float bits_f32(uint32_t u) {
+GT_EMU_FN float bits_f32(uint32_t u) {
     float x;
     memcpy(&x, &u, 4);
     return x;
 }
 
 // cvt_rna_tf32 is cvt.rna.tf32.f32.
-inline uint32_t cvt_rna_tf32(float x) {
+GT_EMU_FN uint32_t cvt_rna_tf32(float x) {
     if (x != x) return 0x7fffffffu;
     const uint32_t u = f32_bits(x);
     if ((u & 0x7f800000u) == 0x7f800000u) return u;  // infinities
     return (u + 0x1000u) & ~0x1fffu;
 }
 
-inline uint32_t bf16_rn(float x) {
+GT_EMU_FN uint32_t bf16_rn(float x) {
     if (x != x) return 0x7fffu;
     const uint32_t u = f32_bits(x);
     if ((u & 0x7f800000u) == 0x7f800000u) return u >> 16;
@@ -221,7 +247,7 @@ inline uint32_t bf16_rn(float x) {
 }
 
 // cvt_rn_bf16x2 is cvt.rn.bf16x2.f32 d, a, b: a in the upper half.
-inline uint32_t cvt_rn_bf16x2(float a, float b) { return (bf16_rn(a) << 16) | bf16_rn(b); }
+GT_EMU_FN uint32_t cvt_rn_bf16x2(float a, float b) { return (bf16_rn(a) << 16) | bf16_rn(b); }
 
 // ---- mma.sync -------------------------------------------------------------------
 
@@ -235,30 +261,32 @@ struct Frag {
 // between two sets, so one __syncwarp per mma suffices: a lane can write
 // the set of mma g+2 only after every lane has arrived at mma g+1's
 // __syncwarp, that is, after every lane has read mma g's set.
-inline Frag g_frags[2][32][32];
+inline Frag g_frags[2][32][32];  // external linkage: allowed (the emulator's own state, one copy)
 // Per thread slot: the mma count (its parity picks the set) and the block
 // the count belongs to (a new block starts again at 0, as all its lanes do).
-inline unsigned long long g_mma_count[1024];
-inline BlockTag g_mma_tag[1024];
-inline bool g_mma_used[1024];
+inline unsigned long long g_mma_count[1024];  // external linkage: allowed (as g_frags)
+inline BlockTag g_mma_tag[1024];              // external linkage: allowed (as g_frags)
+inline bool g_mma_used[1024];                 // external linkage: allowed (as g_frags)
 
 // tf32_value is what the tensor core reads of a .tf32 register: the high
 // 19 bits (NaN stays NaN).
-inline double tf32_value(uint32_t r) {
+static inline GT_EMU_NOCHECK double tf32_value(uint32_t r) {
     const float x = bits_f32(r);
     if (x != x) return (double)x;
     return (double)bits_f32(r & 0xffffe000u);
 }
-inline double bf16_value(uint32_t r, int half) { return (double)bits_f32(((r >> (16 * half)) & 0xffffu) << 16); }
+static inline GT_EMU_NOCHECK double bf16_value(uint32_t r, int half) { return (double)bits_f32(((r >> (16 * half)) & 0xffffu) << 16); }
 
 // post publishes this lane's fragments and waits for the warp; it returns
 // the warp's slots of this mma.
-inline Frag* post(const uint32_t* a, const uint32_t* b) {
+// The mma functions are never instrumented: the exchange slots stand for
+// registers moving between lanes, not for memory a kernel can race on.
+static inline GT_EMU_NOCHECK Frag* post(const uint32_t* a, const uint32_t* b) {
     const int tid = linear_tid();
     if ((blockDim.x * blockDim.y * blockDim.z) % 32 != 0)
         fail_thread("mma.sync in a block whose size is not a multiple of 32: its last warp is partial");
     const BlockTag tag = current_tag();
-    if (!g_mma_used[tid] || !(g_mma_tag[tid] == tag)) {
+    if (!g_mma_used[tid] || !same_tag(g_mma_tag[tid], tag)) {
         g_mma_used[tid] = true;
         g_mma_tag[tid] = tag;
         g_mma_count[tid] = 0;
@@ -275,7 +303,7 @@ inline Frag* post(const uint32_t* a, const uint32_t* b) {
 
 // mma_m16n8k8_tf32 is mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
 // {d}, {a}, {b}, {c}. Fragments as in kernels/gputrain.cuh.
-inline void mma_m16n8k8_tf32(float* d, const uint32_t* a, const uint32_t* b, const float* c) {
+static inline GT_EMU_NOCHECK void mma_m16n8k8_tf32(float* d, const uint32_t* a, const uint32_t* b, const float* c) {
     tensor::Frag* w = tensor::post(a, b);
     const int lane = tensor::linear_tid() % 32, g = lane / 4, t = lane % 4;
     float out[4];
@@ -295,7 +323,7 @@ inline void mma_m16n8k8_tf32(float* d, const uint32_t* a, const uint32_t* b, con
 }
 
 // mma_m16n8k16_bf16 is mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32.
-inline void mma_m16n8k16_bf16(float* d, const uint32_t* a, const uint32_t* b, const float* c) {
+static inline GT_EMU_NOCHECK void mma_m16n8k16_bf16(float* d, const uint32_t* a, const uint32_t* b, const float* c) {
     tensor::Frag* w = tensor::post(a, b);
     const int lane = tensor::linear_tid() % 32, g = lane / 4, t = lane % 4;
     float out[4];

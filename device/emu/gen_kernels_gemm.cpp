@@ -6,81 +6,112 @@
 // kernels/gputrain.cuh sha256 44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_gemm"
 #include "emu.h"
 #include "../../kernels/gemm.cu"
 
-static void gt_emu_tramp_gt_gemm_nn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nn(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nn {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nt(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nt {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tn(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tn {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tt(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tt {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nn_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nn_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nt_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nt_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tn_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tn_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tt_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tt_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nn_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nn_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
-static void gt_emu_tramp_gt_gemm_nt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nt_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nt_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
-static void gt_emu_tramp_gt_gemm_tn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tn_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tn_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
-static void gt_emu_tramp_gt_gemm_tt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tt_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tt_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_gemm.<line>), for reports.
+static const char* const gt_emu_decls_kernels_gemm[] = {
+    "301", "kernels/gemm.cu:301 smem",
+    "309", "kernels/gemm.cu:309 smem",
+    "317", "kernels/gemm.cu:317 smem",
+    "325", "kernels/gemm.cu:325 smem",
+    "335", "kernels/gemm.cu:335 smem",
+    "343", "kernels/gemm.cu:343 smem",
+    "351", "kernels/gemm.cu:351 smem",
+    "359", "kernels/gemm.cu:359 smem",
+    "369", "kernels/gemm.cu:369 smem",
+    "377", "kernels/gemm.cu:377 smem",
+    "385", "kernels/gemm.cu:385 smem",
+    "393", "kernels/gemm.cu:393 smem",
+    nullptr,
+};
+
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[] = {
-    {"gt_gemm_nn", ::gt_emu::arity(&gt_gemm_nn), &gt_emu_tramp_gt_gemm_nn, (long long)sizeof(gt_emu_shm_gt_gemm_nn)},
-    {"gt_gemm_nt", ::gt_emu::arity(&gt_gemm_nt), &gt_emu_tramp_gt_gemm_nt, (long long)sizeof(gt_emu_shm_gt_gemm_nt)},
-    {"gt_gemm_tn", ::gt_emu::arity(&gt_gemm_tn), &gt_emu_tramp_gt_gemm_tn, (long long)sizeof(gt_emu_shm_gt_gemm_tn)},
-    {"gt_gemm_tt", ::gt_emu::arity(&gt_gemm_tt), &gt_emu_tramp_gt_gemm_tt, (long long)sizeof(gt_emu_shm_gt_gemm_tt)},
-    {"gt_gemm_nn_128x64", ::gt_emu::arity(&gt_gemm_nn_128x64), &gt_emu_tramp_gt_gemm_nn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x64)},
-    {"gt_gemm_nt_128x64", ::gt_emu::arity(&gt_gemm_nt_128x64), &gt_emu_tramp_gt_gemm_nt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x64)},
-    {"gt_gemm_tn_128x64", ::gt_emu::arity(&gt_gemm_tn_128x64), &gt_emu_tramp_gt_gemm_tn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x64)},
-    {"gt_gemm_tt_128x64", ::gt_emu::arity(&gt_gemm_tt_128x64), &gt_emu_tramp_gt_gemm_tt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x64)},
-    {"gt_gemm_nn_128x128", ::gt_emu::arity(&gt_gemm_nn_128x128), &gt_emu_tramp_gt_gemm_nn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x128)},
-    {"gt_gemm_nt_128x128", ::gt_emu::arity(&gt_gemm_nt_128x128), &gt_emu_tramp_gt_gemm_nt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x128)},
-    {"gt_gemm_tn_128x128", ::gt_emu::arity(&gt_gemm_tn_128x128), &gt_emu_tramp_gt_gemm_tn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x128)},
-    {"gt_gemm_tt_128x128", ::gt_emu::arity(&gt_gemm_tt_128x128), &gt_emu_tramp_gt_gemm_tt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x128)},
-    {nullptr, 0, nullptr, 0},
+    {"gt_gemm_nn", ::gt_emu::arity(&gt_gemm_nn), &gt_emu_tramp_gt_gemm_nn, (long long)sizeof(gt_emu_shm_gt_gemm_nn), &gt_emu_ctramp_gt_gemm_nn, "kernels_gemm", gt_emu_decls_kernels_gemm, 300, 304},
+    {"gt_gemm_nt", ::gt_emu::arity(&gt_gemm_nt), &gt_emu_tramp_gt_gemm_nt, (long long)sizeof(gt_emu_shm_gt_gemm_nt), &gt_emu_ctramp_gt_gemm_nt, "kernels_gemm", gt_emu_decls_kernels_gemm, 308, 312},
+    {"gt_gemm_tn", ::gt_emu::arity(&gt_gemm_tn), &gt_emu_tramp_gt_gemm_tn, (long long)sizeof(gt_emu_shm_gt_gemm_tn), &gt_emu_ctramp_gt_gemm_tn, "kernels_gemm", gt_emu_decls_kernels_gemm, 316, 320},
+    {"gt_gemm_tt", ::gt_emu::arity(&gt_gemm_tt), &gt_emu_tramp_gt_gemm_tt, (long long)sizeof(gt_emu_shm_gt_gemm_tt), &gt_emu_ctramp_gt_gemm_tt, "kernels_gemm", gt_emu_decls_kernels_gemm, 324, 328},
+    {"gt_gemm_nn_128x64", ::gt_emu::arity(&gt_gemm_nn_128x64), &gt_emu_tramp_gt_gemm_nn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x64), &gt_emu_ctramp_gt_gemm_nn_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 334, 338},
+    {"gt_gemm_nt_128x64", ::gt_emu::arity(&gt_gemm_nt_128x64), &gt_emu_tramp_gt_gemm_nt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x64), &gt_emu_ctramp_gt_gemm_nt_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 342, 346},
+    {"gt_gemm_tn_128x64", ::gt_emu::arity(&gt_gemm_tn_128x64), &gt_emu_tramp_gt_gemm_tn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x64), &gt_emu_ctramp_gt_gemm_tn_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 350, 354},
+    {"gt_gemm_tt_128x64", ::gt_emu::arity(&gt_gemm_tt_128x64), &gt_emu_tramp_gt_gemm_tt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x64), &gt_emu_ctramp_gt_gemm_tt_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 358, 362},
+    {"gt_gemm_nn_128x128", ::gt_emu::arity(&gt_gemm_nn_128x128), &gt_emu_tramp_gt_gemm_nn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x128), &gt_emu_ctramp_gt_gemm_nn_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 368, 372},
+    {"gt_gemm_nt_128x128", ::gt_emu::arity(&gt_gemm_nt_128x128), &gt_emu_tramp_gt_gemm_nt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x128), &gt_emu_ctramp_gt_gemm_nt_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 376, 380},
+    {"gt_gemm_tn_128x128", ::gt_emu::arity(&gt_gemm_tn_128x128), &gt_emu_tramp_gt_gemm_tn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x128), &gt_emu_ctramp_gt_gemm_tn_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 384, 388},
+    {"gt_gemm_tt_128x128", ::gt_emu::arity(&gt_gemm_tt_128x128), &gt_emu_tramp_gt_gemm_tt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x128), &gt_emu_ctramp_gt_gemm_tt_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 392, 396},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

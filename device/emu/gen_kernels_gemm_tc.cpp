@@ -6,63 +6,88 @@
 // kernels/gputrain.cuh sha256 44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_gemm_tc"
 #include "emu.h"
 #include "../../kernels/gemm_tc.cu"
 
-static void gt_emu_tramp_gt_tc_gemm_nn_tf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_tf32_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nn_tf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_tf32_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nn_tf32_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nt_tf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_tf32_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nt_tf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_tf32_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nt_tf32_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_tn_tf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_tf32_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_tn_tf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_tf32_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_tn_tf32_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nn_3xtf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_3xtf32_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nn_3xtf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_3xtf32_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nn_3xtf32_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nt_3xtf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_3xtf32_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nt_3xtf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_3xtf32_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nt_3xtf32_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_tn_3xtf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_3xtf32_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_tn_3xtf32_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_3xtf32_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_tn_3xtf32_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nn_bf16_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_bf16_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nn_bf16_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_bf16_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nn_bf16_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nt_bf16_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_bf16_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nt_bf16_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_bf16_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nt_bf16_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_tn_bf16_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_bf16_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_tn_bf16_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_bf16_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_tn_bf16_128x128(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nn_tf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_tf32_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nn_tf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_tf32_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nn_tf32_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nt_tf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_tf32_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nt_tf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_tf32_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nt_tf32_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_tn_tf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_tf32_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_tn_tf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_tf32_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_tn_tf32_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nn_3xtf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_3xtf32_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nn_3xtf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_3xtf32_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nn_3xtf32_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nt_3xtf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_3xtf32_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nt_3xtf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_3xtf32_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nt_3xtf32_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_tn_3xtf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_3xtf32_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_tn_3xtf32_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_3xtf32_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_tn_3xtf32_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nn_bf16_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_bf16_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nn_bf16_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nn_bf16_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nn_bf16_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_nt_bf16_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_bf16_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_nt_bf16_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_nt_bf16_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_nt_bf16_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
 
-static void gt_emu_tramp_gt_tc_gemm_tn_bf16_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_bf16_64x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tc_gemm_tn_bf16_64x64(const uint64_t* a) { ::gt_emu::invoke(&gt_tc_gemm_tn_bf16_64x64, a); }
+extern "C" void gt_emu_ctramp_gt_tc_gemm_tn_bf16_64x64(const uint64_t* a); // gen_kernels_gemm_tc.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_gemm_tc.<line>), for reports.
+static const char* const gt_emu_decls_kernels_gemm_tc[] = {
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm_tc[] = {
-    {"gt_tc_gemm_nn_tf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nn_tf32_128x128), &gt_emu_tramp_gt_tc_gemm_nn_tf32_128x128, 0},
-    {"gt_tc_gemm_nt_tf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nt_tf32_128x128), &gt_emu_tramp_gt_tc_gemm_nt_tf32_128x128, 0},
-    {"gt_tc_gemm_tn_tf32_128x128", ::gt_emu::arity(&gt_tc_gemm_tn_tf32_128x128), &gt_emu_tramp_gt_tc_gemm_tn_tf32_128x128, 0},
-    {"gt_tc_gemm_nn_3xtf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nn_3xtf32_128x128), &gt_emu_tramp_gt_tc_gemm_nn_3xtf32_128x128, 0},
-    {"gt_tc_gemm_nt_3xtf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nt_3xtf32_128x128), &gt_emu_tramp_gt_tc_gemm_nt_3xtf32_128x128, 0},
-    {"gt_tc_gemm_tn_3xtf32_128x128", ::gt_emu::arity(&gt_tc_gemm_tn_3xtf32_128x128), &gt_emu_tramp_gt_tc_gemm_tn_3xtf32_128x128, 0},
-    {"gt_tc_gemm_nn_bf16_128x128", ::gt_emu::arity(&gt_tc_gemm_nn_bf16_128x128), &gt_emu_tramp_gt_tc_gemm_nn_bf16_128x128, 0},
-    {"gt_tc_gemm_nt_bf16_128x128", ::gt_emu::arity(&gt_tc_gemm_nt_bf16_128x128), &gt_emu_tramp_gt_tc_gemm_nt_bf16_128x128, 0},
-    {"gt_tc_gemm_tn_bf16_128x128", ::gt_emu::arity(&gt_tc_gemm_tn_bf16_128x128), &gt_emu_tramp_gt_tc_gemm_tn_bf16_128x128, 0},
-    {"gt_tc_gemm_nn_tf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nn_tf32_64x64), &gt_emu_tramp_gt_tc_gemm_nn_tf32_64x64, 0},
-    {"gt_tc_gemm_nt_tf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nt_tf32_64x64), &gt_emu_tramp_gt_tc_gemm_nt_tf32_64x64, 0},
-    {"gt_tc_gemm_tn_tf32_64x64", ::gt_emu::arity(&gt_tc_gemm_tn_tf32_64x64), &gt_emu_tramp_gt_tc_gemm_tn_tf32_64x64, 0},
-    {"gt_tc_gemm_nn_3xtf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nn_3xtf32_64x64), &gt_emu_tramp_gt_tc_gemm_nn_3xtf32_64x64, 0},
-    {"gt_tc_gemm_nt_3xtf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nt_3xtf32_64x64), &gt_emu_tramp_gt_tc_gemm_nt_3xtf32_64x64, 0},
-    {"gt_tc_gemm_tn_3xtf32_64x64", ::gt_emu::arity(&gt_tc_gemm_tn_3xtf32_64x64), &gt_emu_tramp_gt_tc_gemm_tn_3xtf32_64x64, 0},
-    {"gt_tc_gemm_nn_bf16_64x64", ::gt_emu::arity(&gt_tc_gemm_nn_bf16_64x64), &gt_emu_tramp_gt_tc_gemm_nn_bf16_64x64, 0},
-    {"gt_tc_gemm_nt_bf16_64x64", ::gt_emu::arity(&gt_tc_gemm_nt_bf16_64x64), &gt_emu_tramp_gt_tc_gemm_nt_bf16_64x64, 0},
-    {"gt_tc_gemm_tn_bf16_64x64", ::gt_emu::arity(&gt_tc_gemm_tn_bf16_64x64), &gt_emu_tramp_gt_tc_gemm_tn_bf16_64x64, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_tc_gemm_nn_tf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nn_tf32_128x128), &gt_emu_tramp_gt_tc_gemm_nn_tf32_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_nn_tf32_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 376, 378},
+    {"gt_tc_gemm_nt_tf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nt_tf32_128x128), &gt_emu_tramp_gt_tc_gemm_nt_tf32_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_nt_tf32_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 381, 383},
+    {"gt_tc_gemm_tn_tf32_128x128", ::gt_emu::arity(&gt_tc_gemm_tn_tf32_128x128), &gt_emu_tramp_gt_tc_gemm_tn_tf32_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_tn_tf32_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 386, 388},
+    {"gt_tc_gemm_nn_3xtf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nn_3xtf32_128x128), &gt_emu_tramp_gt_tc_gemm_nn_3xtf32_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_nn_3xtf32_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 391, 393},
+    {"gt_tc_gemm_nt_3xtf32_128x128", ::gt_emu::arity(&gt_tc_gemm_nt_3xtf32_128x128), &gt_emu_tramp_gt_tc_gemm_nt_3xtf32_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_nt_3xtf32_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 396, 398},
+    {"gt_tc_gemm_tn_3xtf32_128x128", ::gt_emu::arity(&gt_tc_gemm_tn_3xtf32_128x128), &gt_emu_tramp_gt_tc_gemm_tn_3xtf32_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_tn_3xtf32_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 401, 403},
+    {"gt_tc_gemm_nn_bf16_128x128", ::gt_emu::arity(&gt_tc_gemm_nn_bf16_128x128), &gt_emu_tramp_gt_tc_gemm_nn_bf16_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_nn_bf16_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 406, 408},
+    {"gt_tc_gemm_nt_bf16_128x128", ::gt_emu::arity(&gt_tc_gemm_nt_bf16_128x128), &gt_emu_tramp_gt_tc_gemm_nt_bf16_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_nt_bf16_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 411, 413},
+    {"gt_tc_gemm_tn_bf16_128x128", ::gt_emu::arity(&gt_tc_gemm_tn_bf16_128x128), &gt_emu_tramp_gt_tc_gemm_tn_bf16_128x128, 0, &gt_emu_ctramp_gt_tc_gemm_tn_bf16_128x128, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 416, 418},
+    {"gt_tc_gemm_nn_tf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nn_tf32_64x64), &gt_emu_tramp_gt_tc_gemm_nn_tf32_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_nn_tf32_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 424, 426},
+    {"gt_tc_gemm_nt_tf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nt_tf32_64x64), &gt_emu_tramp_gt_tc_gemm_nt_tf32_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_nt_tf32_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 429, 431},
+    {"gt_tc_gemm_tn_tf32_64x64", ::gt_emu::arity(&gt_tc_gemm_tn_tf32_64x64), &gt_emu_tramp_gt_tc_gemm_tn_tf32_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_tn_tf32_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 434, 436},
+    {"gt_tc_gemm_nn_3xtf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nn_3xtf32_64x64), &gt_emu_tramp_gt_tc_gemm_nn_3xtf32_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_nn_3xtf32_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 439, 441},
+    {"gt_tc_gemm_nt_3xtf32_64x64", ::gt_emu::arity(&gt_tc_gemm_nt_3xtf32_64x64), &gt_emu_tramp_gt_tc_gemm_nt_3xtf32_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_nt_3xtf32_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 444, 446},
+    {"gt_tc_gemm_tn_3xtf32_64x64", ::gt_emu::arity(&gt_tc_gemm_tn_3xtf32_64x64), &gt_emu_tramp_gt_tc_gemm_tn_3xtf32_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_tn_3xtf32_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 449, 451},
+    {"gt_tc_gemm_nn_bf16_64x64", ::gt_emu::arity(&gt_tc_gemm_nn_bf16_64x64), &gt_emu_tramp_gt_tc_gemm_nn_bf16_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_nn_bf16_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 454, 456},
+    {"gt_tc_gemm_nt_bf16_64x64", ::gt_emu::arity(&gt_tc_gemm_nt_bf16_64x64), &gt_emu_tramp_gt_tc_gemm_nt_bf16_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_nt_bf16_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 459, 461},
+    {"gt_tc_gemm_tn_bf16_64x64", ::gt_emu::arity(&gt_tc_gemm_tn_bf16_64x64), &gt_emu_tramp_gt_tc_gemm_tn_bf16_64x64, 0, &gt_emu_ctramp_gt_tc_gemm_tn_bf16_64x64, "kernels_gemm_tc", gt_emu_decls_kernels_gemm_tc, 464, 466},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -6,33 +6,48 @@
 // kernels/gputrain.cuh sha256 44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.testdata_tensor"
 #include "emu.h"
 #include "testdata/tensor.cu"
 
-static void gt_emu_tramp_emutest_mma_tf32(const uint64_t* a) { ::gt_emu::invoke(&emutest_mma_tf32, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_mma_tf32(const uint64_t* a) { ::gt_emu::invoke(&emutest_mma_tf32, a); }
+extern "C" void gt_emu_ctramp_emutest_mma_tf32(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_mma_bf16(const uint64_t* a) { ::gt_emu::invoke(&emutest_mma_bf16, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_mma_bf16(const uint64_t* a) { ::gt_emu::invoke(&emutest_mma_bf16, a); }
+extern "C" void gt_emu_ctramp_emutest_mma_bf16(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_mma_early_exit(const uint64_t* a) { ::gt_emu::invoke(&emutest_mma_early_exit, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_mma_early_exit(const uint64_t* a) { ::gt_emu::invoke(&emutest_mma_early_exit, a); }
+extern "C" void gt_emu_ctramp_emutest_mma_early_exit(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_cvt(const uint64_t* a) { ::gt_emu::invoke(&emutest_cvt, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_cvt(const uint64_t* a) { ::gt_emu::invoke(&emutest_cvt, a); }
+extern "C" void gt_emu_ctramp_emutest_cvt(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_cp_async_groups(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_groups, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_cp_async_groups(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_groups, a); }
+extern "C" void gt_emu_ctramp_emutest_cp_async_groups(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_cp_async_stage(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_stage, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_cp_async_stage(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_stage, a); }
+extern "C" void gt_emu_ctramp_emutest_cp_async_stage(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_cp_async_bad(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_bad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_cp_async_bad(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_bad, a); }
+extern "C" void gt_emu_ctramp_emutest_cp_async_bad(const uint64_t* a); // gen_testdata_tensor.checked.cpp
 
-static void gt_emu_tramp_emutest_cp_async_leak(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_leak, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_cp_async_leak(const uint64_t* a) { ::gt_emu::invoke(&emutest_cp_async_leak, a); }
+extern "C" void gt_emu_ctramp_emutest_cp_async_leak(const uint64_t* a); // gen_testdata_tensor.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.testdata_tensor.<line>), for reports.
+static const char* const gt_emu_decls_testdata_tensor[] = {
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_testdata_tensor[] = {
-    {"emutest_mma_tf32", ::gt_emu::arity(&emutest_mma_tf32), &gt_emu_tramp_emutest_mma_tf32, 0},
-    {"emutest_mma_bf16", ::gt_emu::arity(&emutest_mma_bf16), &gt_emu_tramp_emutest_mma_bf16, 0},
-    {"emutest_mma_early_exit", ::gt_emu::arity(&emutest_mma_early_exit), &gt_emu_tramp_emutest_mma_early_exit, 0},
-    {"emutest_cvt", ::gt_emu::arity(&emutest_cvt), &gt_emu_tramp_emutest_cvt, 0},
-    {"emutest_cp_async_groups", ::gt_emu::arity(&emutest_cp_async_groups), &gt_emu_tramp_emutest_cp_async_groups, 0},
-    {"emutest_cp_async_stage", ::gt_emu::arity(&emutest_cp_async_stage), &gt_emu_tramp_emutest_cp_async_stage, 0},
-    {"emutest_cp_async_bad", ::gt_emu::arity(&emutest_cp_async_bad), &gt_emu_tramp_emutest_cp_async_bad, 0},
-    {"emutest_cp_async_leak", ::gt_emu::arity(&emutest_cp_async_leak), &gt_emu_tramp_emutest_cp_async_leak, 0},
-    {nullptr, 0, nullptr, 0},
+    {"emutest_mma_tf32", ::gt_emu::arity(&emutest_mma_tf32), &gt_emu_tramp_emutest_mma_tf32, 0, &gt_emu_ctramp_emutest_mma_tf32, "testdata_tensor", gt_emu_decls_testdata_tensor, 9, 16},
+    {"emutest_mma_bf16", ::gt_emu::arity(&emutest_mma_bf16), &gt_emu_tramp_emutest_mma_bf16, 0, &gt_emu_ctramp_emutest_mma_bf16, "testdata_tensor", gt_emu_decls_testdata_tensor, 19, 26},
+    {"emutest_mma_early_exit", ::gt_emu::arity(&emutest_mma_early_exit), &gt_emu_tramp_emutest_mma_early_exit, 0, &gt_emu_ctramp_emutest_mma_early_exit, "testdata_tensor", gt_emu_decls_testdata_tensor, 30, 36},
+    {"emutest_cvt", ::gt_emu::arity(&emutest_cvt), &gt_emu_tramp_emutest_cvt, 0, &gt_emu_ctramp_emutest_cvt, "testdata_tensor", gt_emu_decls_testdata_tensor, 40, 45},
+    {"emutest_cp_async_groups", ::gt_emu::arity(&emutest_cp_async_groups), &gt_emu_tramp_emutest_cp_async_groups, 0, &gt_emu_ctramp_emutest_cp_async_groups, "testdata_tensor", gt_emu_decls_testdata_tensor, 59, 77},
+    {"emutest_cp_async_stage", ::gt_emu::arity(&emutest_cp_async_stage), &gt_emu_tramp_emutest_cp_async_stage, 0, &gt_emu_ctramp_emutest_cp_async_stage, "testdata_tensor", gt_emu_decls_testdata_tensor, 87, 102},
+    {"emutest_cp_async_bad", ::gt_emu::arity(&emutest_cp_async_bad), &gt_emu_tramp_emutest_cp_async_bad, 0, &gt_emu_ctramp_emutest_cp_async_bad, "testdata_tensor", gt_emu_decls_testdata_tensor, 108, 119},
+    {"emutest_cp_async_leak", ::gt_emu::arity(&emutest_cp_async_leak), &gt_emu_tramp_emutest_cp_async_leak, 0, &gt_emu_ctramp_emutest_cp_async_leak, "testdata_tensor", gt_emu_decls_testdata_tensor, 123, 131},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

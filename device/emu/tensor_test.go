@@ -1,6 +1,7 @@
 package emu_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -315,43 +316,69 @@ func TestCpAsyncGroups(t *testing.T) {
 // TestCpAsyncStage: a block stages a tile with cp.async and each thread
 // reads its neighbour's part. With wait_group and __syncthreads the tile is
 // right; without the wait a thread's read of its own copy is poison (NaN),
-// whatever the thread order; with the wait but no barrier, in thread order
-// (deterministic mode) thread t runs to its end before thread t+1 issues
-// its copy, so it reads poison where t+1's data will land.
+// whatever the thread order; with the wait but no barrier the read of the
+// neighbour's part races with its copy: the checked build's race detector
+// reports it, and in the plain build, in thread order (deterministic mode),
+// thread t runs to its end before thread t+1 issues its copy, so it reads
+// poison where t+1's data will land.
 func TestCpAsyncStage(t *testing.T) {
 	const n = 64
 	src := make([]float32, 4*n)
 	for i := range src {
 		src[i] = float32(i)
 	}
+	var all []emu.Options
+	for _, m := range modes {
+		for _, c := range []emu.Checks{emu.ChecksOn, emu.ChecksOff} {
+			if c == emu.ChecksOn && !emu.ChecksAvailable() {
+				continue // -race
+			}
+			m.Checks = c
+			all = append(all, m)
+		}
+	}
 	for _, scalar := range []int{0, 1} {
-		for _, opts := range modes {
+		for _, opts := range all {
 			d := newDriver(t, opts)
 			ps := upload(t, d, src)
-			run := func(wait, barrier, shift int) []float32 {
+			run := func(wait, barrier, shift int) ([]float32, error) {
 				out := poisonedF32(t, d, 4*n)
-				launch(t, d, "emutest_cp_async_stage", dim(1, 1, 1), dim(n, 1, 1), 4*4*n, p(ps), p(out), i64(wait), i64(barrier), i64(scalar), i64(shift))
-				return download[float32](t, d, out, 4*n)
+				err := d.Launch("emutest_cp_async_stage", dim(1, 1, 1), dim(n, 1, 1), 4*4*n, p(ps), p(out), i64(wait), i64(barrier), i64(scalar), i64(shift))
+				return download[float32](t, d, out, 4*n), err
 			}
-			got := run(1, 1, 1)
+			what := fmt.Sprintf("%v checked=%v scalar=%d", opts.Mode, d.Checked(), scalar)
+			got, err := run(1, 1, 1)
+			if err != nil {
+				t.Fatalf("%s: waited and synchronized: %v", what, err)
+			}
 			for th := range n {
 				for j := range 4 {
 					if want := src[4*((th+1)%n)+j]; got[4*th+j] != want {
-						t.Fatalf("%v scalar=%d: waited and synchronized: thread %d read %v, want %v", opts.Mode, scalar, th, got[4*th+j], want)
+						t.Fatalf("%s: waited and synchronized: thread %d read %v, want %v", what, th, got[4*th+j], want)
 					}
 				}
 			}
-			got = run(0, 1, 0)
+			got, err = run(0, 1, 0)
+			if err != nil {
+				t.Fatalf("%s: no wait (own copy): %v", what, err)
+			}
 			for i, v := range got {
 				if !math.IsNaN(float64(v)) {
-					t.Fatalf("%v scalar=%d: no wait: out[%d] = %v, want the poison (NaN) of a copy not waited for", opts.Mode, scalar, i, v)
+					t.Fatalf("%s: no wait: out[%d] = %v, want the poison (NaN) of a copy not waited for", what, i, v)
 				}
 			}
-			if opts.Mode == emu.Deterministic {
-				got = run(1, 0, 1)
+			got, err = run(1, 0, 1)
+			switch {
+			case d.Checked():
+				if err == nil || !strings.Contains(err.Error(), "race") {
+					t.Fatalf("%s: no barrier: %v, want the race between the copy and the neighbour's read reported", what, err)
+				}
+			case err != nil:
+				t.Fatalf("%s: no barrier, plain build: %v", what, err)
+			case opts.Mode == emu.Deterministic:
 				for th := range n - 1 {
 					if !math.IsNaN(float64(got[4*th])) {
-						t.Fatalf("no barrier: thread %d read %v of thread %d, want poison (NaN)", th, got[4*th], th+1)
+						t.Fatalf("%s: no barrier: thread %d read %v of thread %d, want poison (NaN)", what, th, got[4*th], th+1)
 					}
 				}
 			}
