@@ -29,6 +29,7 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("EnergyLoss", func(t *testing.T) { TestEnergyLoss(t, newBackend) })
 	t.Run("Errors", func(t *testing.T) { TestErrors(t, newBackend) })
 	t.Run("JointOps", func(t *testing.T) { TestJointOps(t, newBackend) })
+	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
 }
 
 // open returns a backend from newBackend that is closed, with its error
