@@ -139,15 +139,9 @@ func evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, bt *batcher, 
 		if err := bt.load(dd, rows); err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
-		e, err := m.Forward(bt.x)
-		if err != nil {
-			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
-		}
-		// The gradient EnergyLoss writes over e is not used: only its
-		// statistics are, and the model's energies are scratch. One call
-		// with the training loss gives both that loss and, from E_C and log
-		// Z at loss.Beta, the NLL.
-		if err := b.EnergyLoss(e, bt.y, loss, 1, bt.stats, bt.argmin); err != nil {
+		// One loss pass with the training loss gives both that loss and,
+		// from E_C and log Z at loss.Beta, the NLL; no gradient.
+		if _, err := lossPass(b, m, bt.x, bt.y, loss, 1, bt.stats, bt.argmin, false); err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
 		if err := b.Download(stats, bt.stats); err != nil {

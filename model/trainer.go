@@ -317,15 +317,14 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if err := bt.load(t.train, rows); err != nil {
 		return 0, err
 	}
-	e, err := t.Model.Forward(bt.x)
-	if err != nil {
-		return 0, err
-	}
 	scale := float32(1)
 	if t.cfg.Reduction == Mean {
 		scale = 1 / float32(len(rows))
 	}
-	if err := t.b.EnergyLoss(e, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin); err != nil {
+	// Forward and the loss (through the fused energy head when the backend
+	// has one: head.go); the backward pass finishes after the check below.
+	backward, err := lossPass(t.b, t.Model, bt.x, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin, true)
+	if err != nil {
 		return 0, err
 	}
 	// Padding rows have loss 0, so the column sum is the batch's loss.
@@ -340,7 +339,7 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 		// Stop before the step: the weights stay those that gave it.
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
 	}
-	if err := t.Model.Backward(e); err != nil {
+	if err := backward(); err != nil {
 		return 0, err
 	}
 	return loss, t.Optimizer.Step()
