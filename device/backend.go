@@ -53,6 +53,11 @@ type Options struct {
 	// separately before its fixed-order merge (1: one pass, no merge); 0
 	// picks it by shape.
 	ColumnSplits int
+	// HeadFilter (in [0, 1)) turns on the fused energy head's gradient
+	// filtering: backward tiles whose probabilities are all below it, and
+	// that hold no row's label or other answer, are skipped
+	// (kernels/energyhead.cu). 0, the default, is exact.
+	HeadFilter float64
 }
 
 // Backend is the model.Backend for GPUs: its matrices live in a Driver's
@@ -82,6 +87,8 @@ type Backend struct {
 	joint              Ptr
 	jointCap           int64 // bytes
 	flag               Ptr
+	// head is the fused energy head's scratch (energyhead.go).
+	head headScratch
 }
 
 // SharedMemoryLimiter is an optional Driver capability: the most shared
@@ -162,6 +169,9 @@ func NewWithOptions(drv Driver, opts Options) (*Backend, error) {
 	}
 	if opts.ColumnSplits < 0 {
 		return nil, fmt.Errorf("device: New: ColumnSplits = %d, want > 0 (or 0 for automatic)", opts.ColumnSplits)
+	}
+	if !(opts.HeadFilter >= 0 && opts.HeadFilter < 1) {
+		return nil, fmt.Errorf("device: New: HeadFilter = %v, want a probability in [0, 1) (0: off)", opts.HeadFilter)
 	}
 	if opts.MaxBlocks == 0 {
 		opts.MaxBlocks = maxElemBlock
@@ -435,6 +445,10 @@ func (b *Backend) Close() error {
 	free(b.colPart)
 	free(b.joint)
 	free(b.flag)
+	for _, p := range b.head.ptrs() {
+		free(*p)
+		*p = 0
+	}
 	b.partF, b.partI, b.colPart, b.joint, b.flag = 0, 0, 0, 0, 0
 	b.closed = true
 	if err := b.drv.Close(); err != nil {
