@@ -38,13 +38,16 @@ const (
 type headScratch struct {
 	partF, partI, coefF, coefI, dh, counts                   Ptr
 	partFCap, partICap, coefFCap, coefICap, dhCap, countsCap int64
+	// embedCounts holds EmbedMeanGrad's per-row id counts.
+	embedCounts    Ptr
+	embedCountsCap int64
 	// skipped and total are the backward tiles the last EnergyHeadGrad
 	// skipped by filtering, and examined (HeadFilterStats).
 	skipped, total int64
 }
 
 func (s *headScratch) ptrs() []*Ptr {
-	return []*Ptr{&s.partF, &s.partI, &s.coefF, &s.coefI, &s.dh, &s.counts}
+	return []*Ptr{&s.partF, &s.partI, &s.coefF, &s.coefI, &s.dh, &s.counts, &s.embedCounts}
 }
 
 // headChunks returns the forward's chunk length (a multiple of the tile)

@@ -4,6 +4,7 @@
 #include "emu.h"
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_embedding[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyhead[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
@@ -14,6 +15,7 @@ extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
 
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_elementwise,
+    gt_emu_table_kernels_embedding,
     gt_emu_table_kernels_energyhead,
     gt_emu_table_kernels_energyloss,
     gt_emu_table_kernels_gemm,

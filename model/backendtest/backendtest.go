@@ -30,6 +30,7 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("Errors", func(t *testing.T) { TestErrors(t, newBackend) })
 	t.Run("JointOps", func(t *testing.T) { TestJointOps(t, newBackend) })
 	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
+	t.Run("Embedding", func(t *testing.T) { TestEmbedding(t, newBackend) })
 }
 
 // open returns a backend from newBackend that is closed, with its error

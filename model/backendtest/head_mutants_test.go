@@ -1,8 +1,9 @@
 package backendtest_test
 
-// Mutation tests of TestEnergyHead, as mutants_test.go does for the rest
-// of the suite: cpu's energy head with one plausible bug injected, run in a
-// child process, which must fail with a test failure.
+// Mutation tests of TestEnergyHead and TestEmbedding, as mutants_test.go
+// does for the rest of the suite: cpu's energy head or embedding with one
+// plausible bug injected, run in a child process, which must fail with a
+// test failure.
 
 import (
 	"math"
@@ -21,11 +22,29 @@ const headMutantEnv = "BACKENDTEST_HEAD_MUTANT"
 type headFunc func(h, w, bias model.Mat, labels model.Ints, l model.Loss, stats model.Mat, argmin model.Ints) error
 type headGradFunc func(h, w, bias model.Mat, labels model.Ints, l model.Loss, gs float32, stats model.Mat, argmin model.Ints, dh, dw, db model.Mat) error
 
-// headHooked is cpu with hooks on its EnergyHeadOps.
+// headHooked is cpu with hooks on its EnergyHeadOps and EmbeddingOps.
 type headHooked struct {
 	model.Backend
-	head     headFunc
-	headGrad headGradFunc
+	head      headFunc
+	headGrad  headGradFunc
+	embed     func(table, ids, out model.Mat) error
+	embedGrad func(dout, ids, dtable model.Mat) error
+}
+
+func (h *headHooked) eops() model.EmbeddingOps { return h.Backend.(model.EmbeddingOps) }
+
+func (h *headHooked) EmbedMean(table, ids, out model.Mat) error {
+	if h.embed != nil {
+		return h.embed(table, ids, out)
+	}
+	return h.eops().EmbedMean(table, ids, out)
+}
+
+func (h *headHooked) EmbedMeanGrad(dout, ids, dtable model.Mat) error {
+	if h.embedGrad != nil {
+		return h.embedGrad(dout, ids, dtable)
+	}
+	return h.eops().EmbedMeanGrad(dout, ids, dtable)
 }
 
 func (h *headHooked) ops() model.EnergyHeadOps { return h.Backend.(model.EnergyHeadOps) }
@@ -86,12 +105,19 @@ func energiesOf(b model.Backend, hh, w, bias model.Mat) []float32 {
 
 type headMutant struct {
 	name string
-	run  string // the -test.run pattern below TestHeadMutantTarget that must fail
+	run  string // the -test.run pattern below TestHeadMutantTarget/<suite> that must fail
 	hook func(h *headHooked)
 }
 
+// The suites TestHeadMutantTarget runs: a mutant's run pattern starts with
+// one of their names.
+var headSuites = map[string]func(*testing.T, func(*testing.T) model.Backend){
+	"head":  backendtest.TestEnergyHead,
+	"embed": backendtest.TestEmbedding,
+}
+
 var headMutants = []headMutant{
-	{"head-ignores-bias", "/energy/B=33,D=17,K=31$", func(h *headHooked) {
+	{"head-ignores-bias", "head/energy/B=33,D=17,K=31$", func(h *headHooked) {
 		h.both(func(_ *model.Loss, _ *float32, bias *model.Mat, _ *model.Ints) {
 			z, err := h.Backend.Alloc(1, (*bias).Cols())
 			if err != nil {
@@ -101,18 +127,18 @@ var headMutants = []headMutant{
 			*bias = z
 		})
 	}},
-	{"head-ignores-gradscale", "/log/B=130,D=3,K=1000$", func(h *headHooked) {
+	{"head-ignores-gradscale", "head/log/B=130,D=3,K=1000$", func(h *headHooked) {
 		h.headGrad = func(hh, w, bias model.Mat, labels model.Ints, l model.Loss, gs float32, stats model.Mat, argmin model.Ints, dh, dw, db model.Mat) error {
 			return h.ops().EnergyHeadGrad(hh, w, bias, labels, l, 1, stats, argmin, dh, dw, db)
 		}
 	}},
-	{"head-forward-beta-1", "/nll/B=1,D=7,K=31$", func(h *headHooked) {
+	{"head-forward-beta-1", "head/nll/B=1,D=7,K=31$", func(h *headHooked) {
 		h.head = func(hh, w, bias model.Mat, labels model.Ints, l model.Loss, stats model.Mat, argmin model.Ints) error {
 			l.Beta = 1
 			return h.ops().EnergyHead(hh, w, bias, labels, l, stats, argmin)
 		}
 	}},
-	{"head-ignored-rows-labelled-0", "/nll/B=33,D=17,K=31$", func(h *headHooked) {
+	{"head-ignored-rows-labelled-0", "head/nll/B=33,D=17,K=31$", func(h *headHooked) {
 		h.both(func(_ *model.Loss, _ *float32, _ *model.Mat, labels *model.Ints) {
 			ls := getInts(h.Backend, *labels)
 			for i, y := range ls {
@@ -132,7 +158,7 @@ var headMutants = []headMutant{
 	}},
 	// The last answer's row of dw left unwritten (an off-by-one at the
 	// edge of the last, partial tile).
-	{"head-dw-last-answer-unwritten", "/nll/B=7,D=65,K=1000$", func(h *headHooked) {
+	{"head-dw-last-answer-unwritten", "head/nll/B=7,D=65,K=1000$", func(h *headHooked) {
 		h.after(func(_, _, _ model.Mat, _ model.Ints, _ model.Mat, _ model.Ints, _, dw, _ model.Mat) {
 			n := dw.Rows() * dw.Cols()
 			mapMat(h.Backend, dw, func(i int, x float32) float32 {
@@ -144,19 +170,19 @@ var headMutants = []headMutant{
 		})
 	}},
 	// db = +colsums(dE): the sign of E = -(scores) forgotten.
-	{"head-db-sign", "/mee/B=130,D=3,K=1000$", func(h *headHooked) {
+	{"head-db-sign", "head/mee/B=130,D=3,K=1000$", func(h *headHooked) {
 		h.after(func(_, _, _ model.Mat, _ model.Ints, _ model.Mat, _ model.Ints, _, _, db model.Mat) {
 			mapMat(h.Backend, db, func(_ int, x float32) float32 { return -x })
 		})
 	}},
-	{"head-dh-relative-error-1e-4", "/nll/B=33,D=17,K=31$", func(h *headHooked) {
+	{"head-dh-relative-error-1e-4", "head/nll/B=33,D=17,K=31$", func(h *headHooked) {
 		h.after(func(_, _, _ model.Mat, _ model.Ints, _ model.Mat, _ model.Ints, dh, _, _ model.Mat) {
 			if dh != nil {
 				mapMat(h.Backend, dh, func(_ int, x float32) float32 { return x * (1 + 1e-4) })
 			}
 		})
 	}},
-	{"head-logz-relative-error-1e-5", "/square-exp/B=130,D=3,K=1000$", func(h *headHooked) {
+	{"head-logz-relative-error-1e-5", "head/square-exp/B=130,D=3,K=1000$", func(h *headHooked) {
 		h.after(func(_, _, _ model.Mat, _ model.Ints, stats model.Mat, _ model.Ints, _, _, _ model.Mat) {
 			mapMat(h.Backend, stats, func(i int, x float32) float32 {
 				if i%model.NumStats == model.StatLogZ {
@@ -166,7 +192,7 @@ var headMutants = []headMutant{
 			})
 		})
 	}},
-	{"head-argmin-ties-highest", "/nll/ties$", func(h *headHooked) {
+	{"head-argmin-ties-highest", "head/nll/ties$", func(h *headHooked) {
 		h.after(func(hh, w, bias model.Mat, _ model.Ints, _ model.Mat, argmin model.Ints, _, _, _ model.Mat) {
 			e, k := energiesOf(h.Backend, hh, w, bias), w.Rows()
 			a := getInts(h.Backend, argmin)
@@ -184,7 +210,7 @@ var headMutants = []headMutant{
 	}},
 	// The most offending answer tied: its gradient goes to the highest of
 	// the tied answers (dw's rows swapped).
-	{"head-offending-ties-highest", "/hinge/ties$", func(h *headHooked) {
+	{"head-offending-ties-highest", "head/hinge/ties$", func(h *headHooked) {
 		h.after(func(hh, w, bias model.Mat, labels model.Ints, _ model.Mat, _ model.Ints, _, dw, _ model.Mat) {
 			e, k, d := energiesOf(h.Backend, hh, w, bias), w.Rows(), w.Cols()
 			ls := getInts(h.Backend, labels)
@@ -214,7 +240,7 @@ var headMutants = []headMutant{
 			put(h.Backend, dw, g)
 		})
 	}},
-	{"head-nan-when-huge", "/mee/huge$", func(h *headHooked) {
+	{"head-nan-when-huge", "head/mee/huge$", func(h *headHooked) {
 		h.after(func(_, _, _ model.Mat, _ model.Ints, stats model.Mat, _ model.Ints, _, _, _ model.Mat) {
 			mapMat(h.Backend, stats, func(_ int, x float32) float32 {
 				if math.Abs(float64(x)) > 1e20 {
@@ -224,7 +250,7 @@ var headMutants = []headMutant{
 			})
 		})
 	}},
-	{"head-nondeterministic", "/perceptron/B=7,D=5,K=1$", func(h *headHooked) {
+	{"head-nondeterministic", "head/perceptron/B=7,D=5,K=1$", func(h *headHooked) {
 		calls := 0
 		h.after(func(_, _, _ model.Mat, _ model.Ints, _ model.Mat, _ model.Ints, _, _, db model.Mat) {
 			calls++
@@ -233,14 +259,87 @@ var headMutants = []headMutant{
 			}
 		})
 	}},
-	{"head-dw-depends-on-dh", "/square-square/B=33,D=17,K=31$", func(h *headHooked) {
+	{"head-dw-depends-on-dh", "head/square-square/B=33,D=17,K=31$", func(h *headHooked) {
 		h.after(func(_, _, _ model.Mat, _ model.Ints, _ model.Mat, _ model.Ints, dh, dw, _ model.Mat) {
 			if dh == nil {
 				mapMat(h.Backend, dw, func(_ int, x float32) float32 { return math.Nextafter32(x, 1) })
 			}
 		})
 	}},
-	{"head-writes-before-label-check", "/errors$", func(h *headHooked) {
+	{"embed-mean-divides-by-window", "embed/B=7,W=4,V=3,E=5$", func(h *headHooked) {
+		h.embed = func(table, ids, out model.Mat) error {
+			err := h.eops().EmbedMean(table, ids, out)
+			x, w := get(h.Backend, ids), ids.Cols()
+			mapMat(h.Backend, out, func(i int, v float32) float32 {
+				n := 0
+				row := i / out.Cols()
+				for _, id := range x[row*w : (row+1)*w] {
+					if model.EmbedID(id, table.Rows()) >= 0 {
+						n++
+					}
+				}
+				return v * float32(n) / float32(w)
+			})
+			return err
+		}
+	}},
+	{"embed-nan-id-is-row-0", "embed/B=33,W=8,V=1000,E=17$", func(h *headHooked) {
+		fix := func(ids model.Mat) model.Mat {
+			x := get(h.Backend, ids)
+			for i, v := range x {
+				if v != v {
+					x[i] = 0
+				}
+			}
+			m, err := h.Backend.Alloc(ids.Rows(), ids.Cols())
+			if err != nil {
+				panic(err)
+			}
+			put(h.Backend, m, x)
+			return m
+		}
+		h.embed = func(table, ids, out model.Mat) error { return h.eops().EmbedMean(table, fix(ids), out) }
+		h.embedGrad = func(dout, ids, dtable model.Mat) error { return h.eops().EmbedMeanGrad(dout, fix(ids), dtable) }
+	}},
+	{"embed-grad-not-divided", "embed/B=130,W=3,V=7,E=65$", func(h *headHooked) {
+		h.embedGrad = func(dout, ids, dtable model.Mat) error {
+			// The gradient of the sum, not of the mean: dout scaled by n_i.
+			x, w := get(h.Backend, ids), ids.Cols()
+			g := get(h.Backend, dout)
+			for i := 0; i < dout.Rows(); i++ {
+				n := 0
+				for _, id := range x[i*w : (i+1)*w] {
+					if model.EmbedID(id, dtable.Rows()) >= 0 {
+						n++
+					}
+				}
+				for d := 0; d < dout.Cols(); d++ {
+					g[i*dout.Cols()+d] *= float32(max(n, 1))
+				}
+			}
+			m, err := h.Backend.Alloc(dout.Rows(), dout.Cols())
+			if err != nil {
+				panic(err)
+			}
+			put(h.Backend, m, g)
+			return h.eops().EmbedMeanGrad(m, ids, dtable)
+		}
+	}},
+	{"embed-grad-stale-rows", "embed/B=33,W=8,V=1000,E=17$", func(h *headHooked) {
+		// Rows no id names keep what was there (NaN poison) instead of 0.
+		h.embedGrad = func(dout, ids, dtable model.Mat) error {
+			old := get(h.Backend, dtable)
+			err := h.eops().EmbedMeanGrad(dout, ids, dtable)
+			mapMat(h.Backend, dtable, func(i int, v float32) float32 {
+				if v == 0 {
+					return old[i]
+				}
+				return v
+			})
+			return err
+		}
+	}},
+	{"head-writes-before-label-check", "head/errors$", func(h *headHooked) {
 		h.headGrad = func(hh, w, bias model.Mat, labels model.Ints, l model.Loss, gs float32, stats model.Mat, argmin model.Ints, dh, dw, db model.Mat) error {
 			err := h.ops().EnergyHeadGrad(hh, w, bias, labels, l, gs, stats, argmin, dh, dw, db)
 			if err != nil {
@@ -262,7 +361,7 @@ func TestSuiteCatchesHeadMutants(t *testing.T) {
 	}
 	for _, m := range headMutants {
 		t.Run(m.name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHeadMutantTarget$"+m.run, "-test.count=1")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHeadMutantTarget$/"+m.run, "-test.count=1")
 			cmd.Env = append(os.Environ(), headMutantEnv+"="+m.name)
 			out, err := cmd.CombinedOutput()
 			switch {
@@ -277,8 +376,8 @@ func TestSuiteCatchesHeadMutants(t *testing.T) {
 	}
 }
 
-// TestHeadMutantTarget runs TestEnergyHead on the mutant named by the
-// environment; only TestSuiteCatchesHeadMutants starts it so.
+// TestHeadMutantTarget runs TestEnergyHead and TestEmbedding on the mutant
+// named by the environment; only TestSuiteCatchesHeadMutants starts it so.
 func TestHeadMutantTarget(t *testing.T) {
 	name := os.Getenv(headMutantEnv)
 	if name == "" {
@@ -286,11 +385,15 @@ func TestHeadMutantTarget(t *testing.T) {
 	}
 	for _, m := range headMutants {
 		if m.name == name {
-			backendtest.TestEnergyHead(t, func(t *testing.T) model.Backend {
-				h := &headHooked{Backend: cpu.New()}
-				m.hook(h)
-				return h
-			})
+			for suite, run := range headSuites {
+				t.Run(suite, func(t *testing.T) {
+					run(t, func(t *testing.T) model.Backend {
+						h := &headHooked{Backend: cpu.New()}
+						m.hook(h)
+						return h
+					})
+				})
+			}
 			return
 		}
 	}
