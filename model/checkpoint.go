@@ -245,6 +245,8 @@ const (
 // checkpoint's tensor names.
 func energyFormula(cfg Config) string {
 	switch {
+	case len(cfg.Vars) == 0 && isCBOW(cfg):
+		return cbowFormula
 	case len(cfg.Vars) == 0:
 		return denseFormula
 	case cfg.NoPairwise:
@@ -460,6 +462,13 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		}
 	}
 	in := c.Inputs
+	if spec.Embed > 0 {
+		// A CBOW model (cbow.go): the table, then layers on Embed inputs.
+		if err := checkShape(f, TensorName(CBOWTable), []int{c.Classes, spec.Embed}); err != nil {
+			return nil, err
+		}
+		in = spec.Embed
+	}
 	for l, out := range append(append([]int(nil), spec.Hidden...), outputs) {
 		if err := checkShape(f, fmt.Sprintf("layers.%d.weight", l), []int{out, in}); err != nil {
 			return nil, err

@@ -21,6 +21,10 @@ type dense struct {
 	lastX           Mat
 	last            *denseBuffers
 	freed           bool
+	// inputGrad makes Backward (and the fused head's backward) also write
+	// dL/dx into the batch's dx buffer: a model below this one needs it
+	// (the CBOW layer, cbow.go).
+	inputGrad bool
 }
 
 // denseBuffers holds the activations of one batch size.
@@ -28,6 +32,7 @@ type denseBuffers struct {
 	h  []Mat // post-activation outputs of the hidden layers (B x H_l)
 	dh []Mat // dL/dh, then dL/d(pre-activation) in place (B x H_l)
 	e  Mat   // energies (B x Classes); nil until Forward needs them
+	dx Mat   // dL/dx (B x Inputs), only with inputGrad
 }
 
 // NewEnergyModel allocates the model spec describes on b, for inputs of
@@ -43,6 +48,9 @@ func NewEnergyModel(b Backend, spec Spec, inputs, classes int, rng *rand.Rand) (
 	}
 	if inputs < 1 || classes < 1 {
 		return nil, fmt.Errorf("NewEnergyModel: need inputs >= 1 and classes >= 1, got %d and %d", inputs, classes)
+	}
+	if spec.Embed > 0 {
+		return newCBOW(b, spec, inputs, classes, rng)
 	}
 	if spec.Activation != ReLU && spec.Activation != Tanh {
 		return nil, fmt.Errorf("NewEnergyModel: unknown activation %v", spec.Activation)
@@ -111,6 +119,14 @@ func (m *dense) buffers(rows int) (*denseBuffers, error) {
 		}
 		bf.dh = append(bf.dh, d)
 	}
+	if m.inputGrad {
+		d, err := m.b.Alloc(rows, m.inputs)
+		if err != nil {
+			_ = bf.free(m.b)
+			return nil, err
+		}
+		bf.dx = d
+	}
 	// The energies (B x Classes) are allocated by Forward on first use:
 	// the fused energy head (head.go) never needs them.
 	m.bufs[rows] = bf
@@ -125,8 +141,10 @@ func (bf *denseBuffers) free(b Backend) error {
 	for _, x := range bf.dh {
 		xs = append(xs, x)
 	}
-	if bf.e != nil {
-		xs = append(xs, bf.e)
+	for _, x := range []Mat{bf.e, bf.dx} {
+		if x != nil {
+			xs = append(xs, x)
+		}
 	}
 	return freeAll(b, xs...)
 }
@@ -210,6 +228,10 @@ func (m *dense) Backward(dE Mat) error {
 		return fmt.Errorf("output layer: %w", err)
 	}
 	if L == 0 {
+		if m.inputGrad {
+			// d(in) = -dE W, in being the model's input.
+			return m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dx)
+		}
 		return nil
 	}
 	if err := m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dh[L-1]); err != nil {
@@ -239,6 +261,10 @@ func (m *dense) backwardHidden(bf *denseBuffers) error {
 		if l > 0 {
 			if err := m.b.Gemm(false, false, 1, d, m.w[l].Value, 0, bf.dh[l-1]); err != nil {
 				return fmt.Errorf("layer %d: %w", l, err)
+			}
+		} else if m.inputGrad {
+			if err := m.b.Gemm(false, false, 1, d, m.w[0].Value, 0, bf.dx); err != nil {
+				return fmt.Errorf("layer 0 input gradient: %w", err)
 			}
 		}
 	}

@@ -89,10 +89,13 @@ func (m *dense) headForward(x Mat) (Mat, *Param, *Param, error) {
 }
 
 func (m *dense) headInputGrad() Mat {
-	if L := m.hiddenLayers(); L > 0 && m.last != nil {
+	if m.last == nil {
+		return nil
+	}
+	if L := m.hiddenLayers(); L > 0 {
 		return m.last.dh[L-1]
 	}
-	return nil
+	return m.last.dx // nil unless the input needs a gradient
 }
 
 func (m *dense) headBackward() error {

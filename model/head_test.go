@@ -10,9 +10,18 @@ import (
 	"github.com/gputrain/gputrain/model"
 )
 
-// headless hides a backend's optional operations (EnergyHeadOps among
-// them): models on it take the materializing path.
+// headless hides a backend's energy head (and JointOps): models on it take
+// the materializing path. It keeps EmbeddingOps, without which CBOW models
+// cannot run at all.
 type headless struct{ model.Backend }
+
+func (h headless) EmbedMean(table, ids, out model.Mat) error {
+	return h.Backend.(model.EmbeddingOps).EmbedMean(table, ids, out)
+}
+
+func (h headless) EmbedMeanGrad(dout, ids, dtable model.Mat) error {
+	return h.Backend.(model.EmbeddingOps).EmbedMeanGrad(dout, ids, dtable)
+}
 
 // headCounter records what the trainer asks of a backend with the fused
 // head: head calls, EnergyLoss calls, and every allocation's shape.

@@ -192,6 +192,16 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 		}
 	}
 	spec, _ := cfg.Spec()
+	if spec.Embed > 0 {
+		// A CBOW model's inputs are word ids (cbow.go).
+		for _, d := range []*Data{train, eval} {
+			if d != nil {
+				if err := CheckWordIDs(d, d.Classes); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	t := &Trainer{cfg: cfg, b: b}
 	ok := false
 	defer func() {
