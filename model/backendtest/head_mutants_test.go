@@ -29,6 +29,16 @@ type headHooked struct {
 	headGrad  headGradFunc
 	embed     func(table, ids, out model.Mat) error
 	embedGrad func(dout, ids, dtable model.Mat) error
+	sampled   func(kind model.SampledKind, h, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error
+}
+
+func (h *headHooked) sops() model.SampledOps { return h.Backend.(model.SampledOps) }
+
+func (h *headHooked) SampledHead(kind model.SampledKind, hh, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error {
+	if h.sampled != nil {
+		return h.sampled(kind, hh, w, bias, labels, samples, logQ, beta, gs, stats, dh, dw, db)
+	}
+	return h.sops().SampledHead(kind, hh, w, bias, labels, samples, logQ, beta, gs, stats, dh, dw, db)
 }
 
 func (h *headHooked) eops() model.EmbeddingOps { return h.Backend.(model.EmbeddingOps) }
@@ -113,7 +123,8 @@ type headMutant struct {
 // one of their names.
 var headSuites = map[string]func(*testing.T, func(*testing.T) model.Backend){
 	"head":  backendtest.TestEnergyHead,
-	"embed": backendtest.TestEmbedding,
+	"embed":   backendtest.TestEmbedding,
+	"sampled": backendtest.TestSampled,
 }
 
 var headMutants = []headMutant{
@@ -336,6 +347,46 @@ var headMutants = []headMutant{
 				}
 				return v
 			})
+			return err
+		}
+	}},
+	{"sampled-no-logq-correction", "sampled/softmax/B=7,D=5,K=31,S=9$", func(h *headHooked) {
+		h.sampled = func(kind model.SampledKind, hh, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error {
+			z, err := h.Backend.Alloc(1, logQ.Cols())
+			if err != nil {
+				panic(err)
+			}
+			put(h.Backend, z, make([]float32, logQ.Cols())) // log Q = 0: no correction
+			return h.sops().SampledHead(kind, hh, w, bias, labels, samples, z, beta, gs, stats, dh, dw, db)
+		}
+	}},
+	{"sampled-estimate-without-1/S", "sampled/nce/B=33,D=17,K=1000,S=64$", func(h *headHooked) {
+		h.sampled = func(kind model.SampledKind, hh, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error {
+			err := h.sops().SampledHead(kind, hh, w, bias, labels, samples, logQ, beta, gs, stats, dh, dw, db)
+			mapMat(h.Backend, stats, func(i int, x float32) float32 {
+				if i%model.NumSampledStats == model.SampledStatLogZHat {
+					return x + float32(math.Log(float64(samples.Len())))
+				}
+				return x
+			})
+			return err
+		}
+	}},
+	{"sampled-db-relative-error-1e-3", "sampled/softmax/B=33,D=17,K=1000,S=64$", func(h *headHooked) {
+		h.sampled = func(kind model.SampledKind, hh, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error {
+			err := h.sops().SampledHead(kind, hh, w, bias, labels, samples, logQ, beta, gs, stats, dh, dw, db)
+			if db != nil {
+				mapMat(h.Backend, db, func(_ int, x float32) float32 { return x * (1 + 1e-3) })
+			}
+			return err
+		}
+	}},
+	{"nce-dh-sign", "sampled/nce/B=7,D=5,K=31,S=9$", func(h *headHooked) {
+		h.sampled = func(kind model.SampledKind, hh, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error {
+			err := h.sops().SampledHead(kind, hh, w, bias, labels, samples, logQ, beta, gs, stats, dh, dw, db)
+			if dh != nil {
+				mapMat(h.Backend, dh, func(_ int, x float32) float32 { return -x })
+			}
 			return err
 		}
 	}},
