@@ -221,6 +221,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["batch"] = strconv.Itoa(c.Batch)
 	md["seed"] = strconv.FormatUint(c.Seed, 10)
 	md["reduction"] = c.Reduction.String()
+	if c.Sampled.Kind != SampledNone {
+		md["sampled"], md["samples"], md["proposal"] = c.Sampled.Kind.String(), strconv.Itoa(c.Sampled.Samples), c.Sampled.Proposal
+	}
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.train.Host.N)
@@ -342,6 +345,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	}
 	if cfg.Reduction, err = ParseReduction(need("reduction")); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if v, ok := md["sampled"]; ok {
+		if cfg.Sampled.Kind, err = ParseSampledKind(v); err != nil {
+			errs = append(errs, err.Error())
+		}
+		cfg.Sampled.Samples, cfg.Sampled.Proposal = integer("samples"), md["proposal"]
 	}
 	if v, ok := md["vars"]; ok {
 		if err := json.Unmarshal([]byte(v), &cfg.Vars); err != nil {
@@ -561,6 +570,7 @@ func (c *Checkpoint) Compatible(cfg Config) error {
 	}
 	add("model", spec, c.Spec())
 	add("joint variables", cfg.Vars, want.Vars)
+	add("sampled loss", cfg.Sampled, want.Sampled)
 	add("pairwise", !cfg.NoPairwise, !want.NoPairwise)
 	add("loss", cfg.Loss, want.Loss)
 	add("beta", cfg.Loss.Beta, want.Loss.Beta)

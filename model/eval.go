@@ -37,6 +37,9 @@ type EvalResult struct {
 	// asked for them (Trainer.KeepMargins); nil otherwise. Plots show their
 	// distribution, which the mean alone hides.
 	Margins []float32
+	// LogZAudit, for a model trained with a sampled loss, compares its
+	// estimate of log Z with the exact one on these rows; nil otherwise.
+	LogZAudit *LogZAudit
 }
 
 // StallThreshold is the gradient magnitude under which EvalResult counts a

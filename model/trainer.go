@@ -61,6 +61,10 @@ type Config struct {
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
 	StreamData bool
+	// Sampled, when its Kind is set, trains with a sampled approximation
+	// of NLL (sampled softmax or NCE: sampled.go) instead of the exact
+	// loss; evaluation stays exact and audits the sampled log Z.
+	Sampled SampledConfig
 }
 
 // DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
@@ -116,6 +120,9 @@ func (c Config) Validate() error {
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
 	}
+	if err := c.validateSampled(); err != nil {
+		return err
+	}
 	return c.validateJoint()
 }
 
@@ -169,6 +176,9 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// sampled is the sampled loss's state (sampledstep.go); nil for the
+	// exact loss.
+	sampled *sampledState
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -233,6 +243,11 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 	}
 	if t.bt, err = newBatcher(b, cfg.Batch, train.D); err != nil {
 		return nil, err
+	}
+	if cfg.Sampled.Kind != SampledNone {
+		if err := t.newSampled(train); err != nil {
+			return nil, err
+		}
 	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x73687566)
 	t.rng = rand.New(t.pcg)
@@ -323,6 +338,9 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 
 // step trains on the given rows and returns the sum of their losses.
 func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
+	if t.sampled != nil {
+		return t.sampledStep(rows)
+	}
 	bt := t.bt
 	if err := bt.load(t.train, rows); err != nil {
 		return 0, err
@@ -367,7 +385,11 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 	if t.bt == nil {
 		return EvalResult{}, errors.New("trainer: used after Close")
 	}
-	return evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
+	r, err := evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
+	if err == nil && t.sampled != nil {
+		r.LogZAudit, err = t.logZAudit()
+	}
+	return r, err
 }
 
 // Close frees everything the trainer allocated on the backend (the model
@@ -381,6 +403,8 @@ func (t *Trainer) Close() error {
 	if t.Optimizer != nil {
 		errs = append(errs, t.Optimizer.Free())
 	}
+	errs = append(errs, t.sampled.free(t.b))
+	t.sampled = nil
 	if t.Model != nil {
 		errs = append(errs, t.Model.Free())
 	}
