@@ -95,8 +95,8 @@ func (s SampledConfig) Validate() error {
 
 // Columns of SampledHead's statistics (B x NumSampledStats).
 const (
-	SampledStatLoss     = iota // the row's sampled loss (0 for an ignored row)
-	SampledStatLogZHat         // the importance-sampling estimate of log Z
+	SampledStatLoss    = iota // the row's sampled loss (0 for an ignored row)
+	SampledStatLogZHat        // the importance-sampling estimate of log Z
 	NumSampledStats
 )
 

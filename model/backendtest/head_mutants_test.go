@@ -122,7 +122,7 @@ type headMutant struct {
 // The suites TestHeadMutantTarget runs: a mutant's run pattern starts with
 // one of their names.
 var headSuites = map[string]func(*testing.T, func(*testing.T) model.Backend){
-	"head":  backendtest.TestEnergyHead,
+	"head":    backendtest.TestEnergyHead,
 	"embed":   backendtest.TestEmbedding,
 	"sampled": backendtest.TestSampled,
 }

@@ -22,13 +22,13 @@ type sampledRef struct {
 
 // sampledCase is one SampledHead call.
 type sampledCase struct {
-	kind           model.SampledKind
-	b, d, k        int
-	beta           float64
-	gs             float32
-	h, w, bias     []float32
-	logQ           []float32
-	labels, samps  []int32
+	kind          model.SampledKind
+	b, d, k       int
+	beta          float64
+	gs            float32
+	h, w, bias    []float32
+	logQ          []float32
+	labels, samps []int32
 }
 
 // refSampledLoss returns the summed loss of the rows (and, with grads,
@@ -63,7 +63,9 @@ func refSampledLoss(c *sampledCase, h, w, bias []float64) (total float64, rows [
 		if y == model.IgnoreLabel {
 			continue
 		}
-		corr := func(cand int, e float64) float64 { return -c.beta*e - math.Log(float64(S)*math.Exp(float64(c.logQ[cand]))) }
+		corr := func(cand int, e float64) float64 {
+			return -c.beta*e - math.Log(float64(S)*math.Exp(float64(c.logQ[cand])))
+		}
 		oy := corr(y, energy(i, y))
 		o := make([]float64, S)
 		for j, s := range c.samps {
@@ -148,7 +150,9 @@ func sampledReference(c *sampledCase) *sampledRef {
 		}
 		// A coefficient's error: its derivative (<= beta^2 (S+1) in size)
 		// times the energies' error, and float32's rounding.
-		cErr := func(x float64) float64 { return (c.beta*c.beta*float64(S+1)*eMax+gamma(8, 8))*math.Abs(g) + u*math.Abs(x) }
+		cErr := func(x float64) float64 {
+			return (c.beta*c.beta*float64(S+1)*eMax+gamma(8, 8))*math.Abs(g) + u*math.Abs(x)
+		}
 		add := func(cand int, coef float64) {
 			ce := cErr(coef)
 			for d := 0; d < c.d; d++ {
