@@ -53,6 +53,10 @@ type TextOptions struct {
 	// MaxBytes bounds the decompressed text (default 1 GiB): a small
 	// compressed file may expand without limit.
 	MaxBytes int64
+	// Vocab, when set, is the vocabulary to use (a trained model's:
+	// Vocab[0] must be UnknownWord) instead of one built from the text;
+	// MinCount and MaxVocab are then ignored.
+	Vocab []string
 }
 
 func (o TextOptions) withDefaults() (TextOptions, error) {
@@ -82,6 +86,8 @@ func (o TextOptions) withDefaults() (TextOptions, error) {
 		return o, fmt.Errorf("text: test fraction %v: want 0..0.5", o.TestFraction)
 	case o.MaxBytes < 1:
 		return o, fmt.Errorf("text: byte limit %d: want > 0", o.MaxBytes)
+	case o.Vocab != nil && (len(o.Vocab) < 2 || o.Vocab[0] != UnknownWord):
+		return o, fmt.Errorf("text: a given vocabulary must start with %q and hold a word, got %d words", UnknownWord, len(o.Vocab))
 	}
 	return o, nil
 }
@@ -257,18 +263,36 @@ func LoadText(path string, opts TextOptions) (*TextCorpus, error) {
 	for i := range sentences {
 		test[i] = heldOut(i, o.TestFraction)
 	}
-	// The vocabulary, from the training sentences.
+	for _, s := range sentences {
+		c.Tokens += len(s)
+	}
+	if c.Tokens == 0 {
+		return nil, fmt.Errorf("text: %s has no words", path)
+	}
+	c.Vocab = o.Vocab
+	if c.Vocab == nil {
+		c.Vocab = buildVocab(sentences, test, o)
+	}
+	ids := make(map[string]int32, len(c.Vocab))
+	for i, w := range c.Vocab[1:] {
+		ids[w] = int32(i + 1)
+	}
+	if err := c.examples(sentences, test, ids, path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// buildVocab counts the training sentences' words and keeps the most
+// frequent (see the top of the file).
+func buildVocab(sentences [][]string, test []bool, o TextOptions) []string {
 	counts := map[string]int{}
 	for i, s := range sentences {
-		c.Tokens += len(s)
 		if !test[i] {
 			for _, w := range s {
 				counts[w]++
 			}
 		}
-	}
-	if c.Tokens == 0 {
-		return nil, fmt.Errorf("text: %s has no words", path)
 	}
 	type wc struct {
 		w string
@@ -289,13 +313,16 @@ func LoadText(path string, opts TextOptions) (*TextCorpus, error) {
 	if len(kept) > o.MaxVocab-1 {
 		kept = kept[:o.MaxVocab-1]
 	}
-	c.Vocab = append(make([]string, 0, len(kept)+1), UnknownWord)
-	ids := map[string]int32{}
-	for i, k := range kept {
-		c.Vocab = append(c.Vocab, k.w)
-		ids[k.w] = int32(i + 1)
+	vocab := append(make([]string, 0, len(kept)+1), UnknownWord)
+	for _, k := range kept {
+		vocab = append(vocab, k.w)
 	}
-	// The examples.
+	return vocab
+}
+
+// examples builds the training and test sets from the sentences.
+func (c *TextCorpus) examples(sentences [][]string, test []bool, ids map[string]int32, path string) error {
+	o := c.Options
 	W := 2 * o.Window
 	mk := func(name string) *Set {
 		return &Set{Name: name, D: W, Shape: []int{W}, Classes: len(c.Vocab), ClassNames: c.Vocab}
@@ -340,9 +367,9 @@ func LoadText(path string, opts TextOptions) (*TextCorpus, error) {
 	}
 	c.Unknown = float64(unknown) / float64(c.Tokens)
 	if c.Train.N == 0 {
-		return nil, errors.New("text: " + path + ": no training example (every sentence has fewer than two words, or is held out)")
+		return errors.New("text: " + path + ": no training example (every sentence has fewer than two words, or is held out)")
 	}
-	return c, nil
+	return nil
 }
 
 // heldOut reports whether sentence i is in the test split: a fixed hash

@@ -174,6 +174,22 @@ func TestLoadTextHostile(t *testing.T) {
 	}
 }
 
+// TestLoadTextGivenVocab maps a text through a trained model's
+// vocabulary: its words to its ids, the rest to the unknown token.
+func TestLoadTextGivenVocab(t *testing.T) {
+	p := writeText(t, "v.txt", "the cat sat on the mat.\n", false)
+	c, err := LoadText(p, TextOptions{Window: 1, Vocab: []string{UnknownWord, "mat", "the"}, TestFraction: 1e-9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{2, 0, 0, 0, 2, 1}; !reflect.DeepEqual(c.Train.Y, want) {
+		t.Errorf("labels %v, want %v", c.Train.Y, want)
+	}
+	if _, err := LoadText(p, TextOptions{Vocab: []string{"the", "cat"}}); err == nil {
+		t.Error("a vocabulary without the unknown token first was accepted")
+	}
+}
+
 func TestContextIDs(t *testing.T) {
 	ids := map[string]int32{"a": 1, "b": 2, "c": 3}
 	got := ContextIDs([]string{"x", "a", "b"}, []string{"c"}, 2, ids)

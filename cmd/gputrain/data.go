@@ -25,6 +25,9 @@ func checkDataPath(path string) error {
 	if path == "" {
 		return nil
 	}
+	if isTextData(path) {
+		return checkTextPath(path)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
@@ -97,6 +100,9 @@ func datasetName(path string) string {
 // norm when it is given (a resumed run reuses the checkpoint's); IDX images
 // are used as loaded (pixels in [0,1]).
 func loadDataInfo(o runOptions, norm *dataset.Normalizer) (train, test *model.Data, info model.DataInfo, err error) {
+	if isTextData(o.data) {
+		return loadTextInfo(o)
+	}
 	tr, te, err := loadSplitsWith(o.data, o.csv)
 	if err != nil {
 		return nil, nil, info, err

@@ -110,7 +110,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}, csvFlags()...)
+	}, append(csvFlags(), textFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -131,6 +131,8 @@ type runOptions struct {
 	info   model.DataInfo
 	// csv holds the label columns of a CSV --data (csvdata.go); nil: column 0.
 	csv *csvLabels
+	// text holds the text-data and sampled-loss flags (textdata.go).
+	text *textOptions
 }
 
 // parseOptions turns the flags into runOptions and validates everything
@@ -158,10 +160,14 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 		return runOptions{}, err
 	}
 	cfg.Seed = c.Uint64("seed")
+	text, err := parseTextOptions(c, &cfg)
+	if err != nil {
+		return runOptions{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return runOptions{}, err
 	}
-	o := runOptions{cfg: cfg, backend: c.String("backend"), data: c.String("data"), limit: c.Int("limit"), quiet: c.Bool("quiet")}
+	o := runOptions{cfg: cfg, backend: c.String("backend"), data: c.String("data"), limit: c.Int("limit"), quiet: c.Bool("quiet"), text: text}
 	if o.limit < 0 {
 		return runOptions{}, fmt.Errorf("limit must be >= 0 (0: all rows), got %d", o.limit)
 	}
@@ -226,13 +232,19 @@ func trainAction(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	w := c.App.Writer
-	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v, %s lr %g, batch %d, backend %s\n",
-		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
+	if o.text != nil && o.text.summary != "" {
+		fmt.Fprintln(w, o.text.summary)
+	}
+	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v%s, %s lr %g, batch %d, backend %s\n",
+		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
 	}
 	_, err = trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
 		fmt.Fprintln(w, epochLine(r))
+		if x := epochExtra(o.cfg, r); x != "" {
+			fmt.Fprintln(w, x)
+		}
 		if wt.epoch(r) != nil {
 			cancel()
 		}
@@ -269,6 +281,8 @@ func epochLine(r model.EpochResult) string {
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
 func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
+	ctx, stopBudget := budgetContext(ctx, o)
+	defer stopBudget()
 	tr, err := model.NewTrainer(be, o.cfg, train, test)
 	if err != nil {
 		return nil, err
@@ -294,5 +308,6 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	}
 	res, err := tr.Run(ctx)
 	bar.done()
+	res, err = budgetDone(ctx, o, tr, res, err, onEpoch, progress)
 	return res, ck.finish(ctx, err)
 }
