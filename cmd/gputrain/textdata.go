@@ -57,7 +57,7 @@ func parseTextOptions(c *cli.Context, cfg *model.Config) (*textOptions, error) {
 		return nil, fmt.Errorf("time-budget must be >= 0, got %v", t.budget)
 	}
 	for _, f := range []struct {
-		name string
+		name  string
 		v, lo int
 	}{{"window", t.window, 1}, {"min-count", t.minCount, 1}, {"vocab", t.vocab, 2}} {
 		if c.IsSet(f.name) && f.v < f.lo {
