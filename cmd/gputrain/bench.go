@@ -72,6 +72,9 @@ type benchResult struct {
 	// PeakRSSBytes is the process's peak resident memory after the
 	// operation (bench --op only).
 	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	// DeviceUsedBytes is the device memory in use after it (bench --op on
+	// a device backend).
+	DeviceUsedBytes int64 `json:"device_used_bytes,omitempty"`
 }
 
 type benchReport struct {

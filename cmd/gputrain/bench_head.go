@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gputrain/gputrain/device"
 	"github.com/gputrain/gputrain/model"
 )
 
@@ -119,6 +120,14 @@ func benchHead(b model.Backend, o benchOptions, D, K int, materialize bool) (res
 	if err := t.time(op, shape, flops, 0, f); err != nil {
 		return nil, err
 	}
-	t.out[len(t.out)-1].PeakRSSBytes = peakRSS()
+	r := &t.out[len(t.out)-1]
+	r.PeakRSSBytes = peakRSS()
+	if d, ok := b.(interface{ Driver() device.Driver }); ok {
+		// Device memory in use after the calls: the operands, the
+		// backend's scratch and the context (what nvidia-smi shows).
+		if free, total, err := d.Driver().MemInfo(); err == nil {
+			r.DeviceUsedBytes = total - free
+		}
+	}
 	return t.out, nil
 }
