@@ -28,7 +28,7 @@ timed() { # label, command...: prints "label seconds peak_MiB"
 	rss=$(echo "$out" | awk -F: '/Maximum resident set size/ {print int($2/1024)}')
 	local med
 	case "$label" in
-	gputrain*) med=$(awk '/^energy-head/ {print $(NF-4), $(NF-3)}' /tmp/bench-head.out) ;;
+	gputrain*) med=$(awk '/^energy-head/ {print $(NF-5), $(NF-4)}' /tmp/bench-head.out) ;;
 	torch*) med=$(sed -n 's/.*median \([0-9.]*\) s.*/\1 s/p' /tmp/bench-head.out) ;;
 	esac
 	echo "$label  median ${med}  peak RSS ${rss} MiB"

@@ -83,7 +83,9 @@ func benchHead(b model.Backend, o benchOptions, D, K int, materialize bool) (res
 	bias := a.scaled(1, K, 0.1)
 	labels := a.ints(B, K)
 	stats, argmin := a.mat(B, model.NumStats), a.ints(B, K)
-	dh, dw, db := a.mat(B, D), a.mat(K, D), a.mat(1, K)
+	// The outputs are overwritten: no host copy to upload (at K = 10^6, dw
+	// alone is 1 GiB).
+	dh, dw, db := a.output(B, D), a.output(K, D), a.output(1, K)
 	settle()
 	if a.err != nil {
 		return nil, a.err
@@ -97,7 +99,7 @@ func benchHead(b model.Backend, o benchOptions, D, K int, materialize bool) (res
 	}
 	if materialize {
 		op = benchOpHeadMaterial + " " + o.Loss.String()
-		e := a.mat(B, K)
+		e := a.output(B, K)
 		if a.err != nil {
 			return nil, a.err
 		}
@@ -130,4 +132,18 @@ func benchHead(b model.Backend, o benchOptions, D, K int, materialize bool) (res
 		}
 	}
 	return t.out, nil
+}
+
+// output allocates a matrix an operation overwrites, without filling it.
+func (a *benchAlloc) output(rows, cols int) model.Mat {
+	if a.err != nil {
+		return nil
+	}
+	m, err := a.b.Alloc(rows, cols)
+	if err != nil {
+		a.err = fmt.Errorf("allocating %dx%d: %w", rows, cols, err)
+		return nil
+	}
+	a.held = append(a.held, m)
+	return m
 }
