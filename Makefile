@@ -5,7 +5,8 @@ BIN     ?= bin
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*' -not -path './gpucheck/*')
 
 .PHONY: all run build build-cuda test test-short lint fmt bench bench-cpu kernels check-kernels \
-        check-cuda check-cuda-link gpu-check-build gpu-check losses generate ci
+        check-cuda check-cuda-link gpu-check-build gpu-check losses generate ci crashloop \
+        build-mpi build-mpi-cuda test-mpi
 
 all: build
 
@@ -20,6 +21,18 @@ build:
 ## build-cuda: the gputrain binary with the CUDA backend (needs CUDA headers: scripts/install-cuda.sh)
 build-cuda:
 	$(GO) build -tags cuda -o $(BIN)/gputrain-cuda ./cmd/gputrain
+
+## build-mpi: bin/gputrain-mpi, data-parallel under mpirun (cgo, Open MPI: scripts/install-mpi.sh)
+build-mpi:
+	$(GO) build -tags mpi -o $(BIN)/gputrain-mpi ./cmd/gputrain
+
+## build-mpi-cuda: bin/gputrain-mpi-cuda, MPI and the CUDA backend (NCCL loaded at run time)
+build-mpi-cuda:
+	$(GO) build -tags "mpi cuda" -o $(BIN)/gputrain-mpi-cuda ./cmd/gputrain
+
+## test-mpi: comm/mpi under mpirun -np 1,2,3; MNIST on 1, 2, 3 ranks vs one process (docs/DISTRIBUTED.md)
+test-mpi:
+	bash scripts/test-mpi.sh
 
 ## test: vet, gofmt and every test (the emulator runs the CUDA kernels on the CPU)
 test: lint
@@ -69,9 +82,13 @@ gpu-check-build:
 gpu-check:
 	bash scripts/gpu-check.sh run
 
+## crashloop: kill -9 training at random moments for a minute, resume, compare bitwise with an uninterrupted run
+crashloop:
+	bash scripts/crashloop.sh 60
+
 ## losses: retrain the ten losses and print the table of docs/LOSSES.md
 losses:
 	$(GO) run ./cmd/gputrain losses
 
 ## ci: what .ci/run runs after installing the toolchain
-ci: test check-kernels check-cuda gpu-check-build
+ci: test crashloop check-kernels check-cuda gpu-check-build test-mpi

@@ -15,43 +15,56 @@ import (
 // vectorized float32 exp of exp.go into a float64 sum, so log Z never
 // overflows and needs no rescaling (energies of +-1e30 are fine) and the
 // sweep runs at memory speed rather than at one float64 math.Exp per
-// answer. NLL and MEE keep those exps in the row and a third sweep turns
-// them into gradients; the other losses zero the row and write at most two
+// answer. NLL and MEE keep those exps in the row and a third sweep turns them
+// into gradients; the other losses zero the row and write at most two
 // entries. Rows are split over goroutines, each row whole in one of them, so
 // the bits do not depend on the split.
 func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints) error {
+	return b.energyLoss("EnergyLoss", em, labelv, loss, gradScale, statm, argv, true)
+}
+
+var _ model.ForwardLoss = (*Backend)(nil)
+
+// EnergyStats is EnergyLoss without the gradient (model.ForwardLoss): the
+// same sweeps, so the statistics and argmin are bitwise EnergyLoss's, and e
+// is left as it was.
+func (b *Backend) EnergyStats(em model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
+	return b.energyLoss("EnergyStats", em, labelv, loss, 0, statm, argv, false)
+}
+
+func (b *Backend) energyLoss(op string, em model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, grad bool) error {
 	if err := b.open(); err != nil {
 		return err
 	}
-	e, err := b.mat(em, "EnergyLoss e")
+	e, err := b.mat(em, op+" e")
 	if err != nil {
 		return err
 	}
-	labels, err := b.ints(labelv, "EnergyLoss labels")
+	labels, err := b.ints(labelv, op+" labels")
 	if err != nil {
 		return err
 	}
-	stats, err := b.mat(statm, "EnergyLoss stats")
+	stats, err := b.mat(statm, op+" stats")
 	if err != nil {
 		return err
 	}
-	amin, err := b.ints(argv, "EnergyLoss argmin")
+	amin, err := b.ints(argv, op+" argmin")
 	if err != nil {
 		return err
 	}
 	if err := loss.Validate(); err != nil {
-		return fmt.Errorf("cpu: EnergyLoss: %w", err)
+		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
 	B, K := e.rows, e.cols
 	if err := backendcheck.EnergyLossShapes(e, labels, stats, amin); err != nil {
-		return fmt.Errorf("cpu: EnergyLoss: %w", err)
+		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
 	if i, bad := backendcheck.FirstBadIndex(labels.data, K, true); bad {
-		return fmt.Errorf("cpu: EnergyLoss: %w", backendcheck.LabelError(i, labels.data[i], K))
+		return fmt.Errorf("cpu: %s: %w", op, backendcheck.LabelError(i, labels.data[i], K))
 	}
 	b.parallelRows(B, rowChunk(K), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			st := energyLossRow(e.data[i*K:(i+1)*K], int(labels.data[i]), loss, float64(gradScale))
+			st := energyLossRow(e.data[i*K:(i+1)*K], int(labels.data[i]), loss, float64(gradScale), grad)
 			copy(stats.data[i*model.NumStats:(i+1)*model.NumStats], st.stats[:])
 			amin.data[i] = int32(st.argmin)
 		}
@@ -65,8 +78,11 @@ type rowResult struct {
 }
 
 // energyLossRow computes one row: it returns the statistics and the argmin
-// and overwrites row with scale * dL/dE. label is IgnoreLabel or in range.
-func energyLossRow(row []float32, label int, loss model.Loss, scale float64) rowResult {
+// and, when grad, overwrites row with scale * dL/dE (without grad, row is
+// only read, and the statistics are the same bits: the sum of sweep 2 is
+// taken the same way whether its terms are kept or not). label is
+// IgnoreLabel or in range.
+func energyLossRow(row []float32, label int, loss model.Loss, scale float64, grad bool) rowResult {
 	// Sweep 1: argmin and most offending answer (the smallest energy off the
 	// label), ties to the lowest index, by float32 comparisons.
 	am, off := 0, -1
@@ -94,7 +110,7 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64) row
 	// sweep 3.
 	shift, nbeta := row[am], float32(-loss.Beta)
 	touchAll := loss.Kind.TouchesAll() && label >= 0
-	if touchAll {
+	if touchAll && grad {
 		r.s = expScaleShifted(row, row, shift, nbeta, 1)
 	} else {
 		r.s = expSumShifted(row, shift, nbeta)
@@ -104,11 +120,16 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64) row
 	res.argmin = am
 	if label == model.IgnoreLabel {
 		statsRow(res.stats[:], loss, label, &r, nil)
-		clear(row)
+		if grad {
+			clear(row)
+		}
 		return res
 	}
 	k := lossCoef(loss, label, &r)
 	statsRow(res.stats[:], loss, label, &r, &k)
+	if !grad {
+		return res
+	}
 	if touchAll {
 		// P_y = exp(-beta (E_y - E_min)) / s, the terms of sweep 2, so that
 		// the P_y sum to 1 even where log Z has lost the low bits (E ~ 1e30).

@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/gputrain/gputrain/model"
 	"github.com/gputrain/gputrain/model/backendcheck"
@@ -18,24 +19,27 @@ func (b *Backend) SGDStep(wm, gm model.Mat, lr, weightDecay float32) error {
 	if err != nil {
 		return err
 	}
-	w, g := ms[0].data, ms[1].data
+	b.sgd(ms[0].data, ms[1].data, lr, weightDecay, nil)
+	return nil
+}
+
+// The updates below are shared by the per-parameter steps and
+// FusedOptimizerStep, which therefore agree bitwise. Each splits w over
+// goroutines; when bad is not nil, a chunk whose new weights include a
+// non-finite one sets it.
+
+func (b *Backend) sgd(w, g []float32, lr, weightDecay float32, bad *atomic.Bool) {
 	decay := lr * weightDecay
 	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
 		w, g := w[lo:hi], g[lo:hi]
 		for i, x := range w {
 			w[i] = x - decay*x - lr*g[i]
 		}
+		flagNonFinite(w, bad)
 	})
-	return nil
 }
 
-// MomentumStep sets v = mu*v + g, then w -= lr*weightDecay*w + lr*v.
-func (b *Backend) MomentumStep(wm, gm, vm model.Mat, lr, mu, weightDecay float32) error {
-	ms, err := b.optArgs("MomentumStep", []model.Mat{wm, gm, vm}, []string{"w", "g", "v"})
-	if err != nil {
-		return err
-	}
-	w, g, v := ms[0].data, ms[1].data, ms[2].data
+func (b *Backend) momentum(w, g, v []float32, lr, mu, weightDecay float32, bad *atomic.Bool) {
 	decay := lr * weightDecay
 	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
 		w, g, v := w[lo:hi], g[lo:hi], v[lo:hi]
@@ -44,7 +48,57 @@ func (b *Backend) MomentumStep(wm, gm, vm model.Mat, lr, mu, weightDecay float32
 			v[i] = vi
 			w[i] = x - decay*x - lr*vi
 		}
+		flagNonFinite(w, bad)
 	})
+}
+
+// adamConstants are the scalars of one Adam step t, as adam and adamAVX2
+// take them: the bias corrections in float64, folded into lr/bc1 and 1/bc2
+// (one division and one square root per element).
+func adamConstants(lr, beta1, beta2, eps, weightDecay float32, t int) [8]float32 {
+	bc1 := 1 - math.Pow(float64(beta1), float64(t))
+	bc2 := 1 - math.Pow(float64(beta2), float64(t))
+	return [8]float32{beta1, 1 - beta1, beta2, 1 - beta2, float32(1 / bc2), eps, lr * weightDecay, float32(float64(lr) / bc1)}
+}
+
+func (b *Backend) adamUpdate(w, g, m, v []float32, c *[8]float32, bad *atomic.Bool) {
+	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
+		l := lo
+		if haveKernel {
+			// The assembly does the same operations 8 lanes at a time.
+			n8 := (hi - lo) &^ 7
+			if n8 > 0 {
+				adamAVX2(&w[lo], &g[lo], &m[lo], &v[lo], n8, c)
+			}
+			l += n8
+		}
+		adam(w[l:hi], g[l:hi], m[l:hi], v[l:hi], c)
+		flagNonFinite(w[lo:hi], bad)
+	})
+}
+
+// flagNonFinite sets bad when w holds an infinity or a NaN (x - x is 0 for
+// every finite x and NaN otherwise). A nil bad skips the scan.
+func flagNonFinite(w []float32, bad *atomic.Bool) {
+	if bad == nil {
+		return
+	}
+	var acc float32
+	for _, x := range w {
+		acc += x - x
+	}
+	if acc != 0 {
+		bad.Store(true)
+	}
+}
+
+// MomentumStep sets v = mu*v + g, then w -= lr*weightDecay*w + lr*v.
+func (b *Backend) MomentumStep(wm, gm, vm model.Mat, lr, mu, weightDecay float32) error {
+	ms, err := b.optArgs("MomentumStep", []model.Mat{wm, gm, vm}, []string{"w", "g", "v"})
+	if err != nil {
+		return err
+	}
+	b.momentum(ms[0].data, ms[1].data, ms[2].data, lr, mu, weightDecay, nil)
 	return nil
 }
 
@@ -59,23 +113,8 @@ func (b *Backend) AdamStep(wm, gm, mm, vm model.Mat, lr, beta1, beta2, eps, weig
 	if err := backendcheck.AdamParams(beta1, beta2, eps, t); err != nil {
 		return fmt.Errorf("cpu: AdamStep: %w", err)
 	}
-	bc1 := 1 - math.Pow(float64(beta1), float64(t))
-	bc2 := 1 - math.Pow(float64(beta2), float64(t))
-	// One division and one square root per element: the bias corrections
-	// are folded into lr/bc1 and 1/bc2.
-	c := [8]float32{beta1, 1 - beta1, beta2, 1 - beta2, float32(1 / bc2), eps, lr * weightDecay, float32(float64(lr) / bc1)}
-	w, g, m, v := ms[0].data, ms[1].data, ms[2].data, ms[3].data
-	b.parallelRows(len(w), elemChunk, func(lo, hi int) {
-		if haveKernel {
-			// The assembly does the same operations 8 lanes at a time.
-			n8 := (hi - lo) &^ 7
-			if n8 > 0 {
-				adamAVX2(&w[lo], &g[lo], &m[lo], &v[lo], n8, &c)
-			}
-			lo += n8
-		}
-		adam(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], &c)
-	})
+	c := adamConstants(lr, beta1, beta2, eps, weightDecay, t)
+	b.adamUpdate(ms[0].data, ms[1].data, ms[2].data, ms[3].data, &c, nil)
 	return nil
 }
 

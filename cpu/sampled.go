@@ -63,8 +63,8 @@ func (b *Backend) SampledHead(kind model.SampledKind, hm, wm, biasm model.Mat, l
 		return fmt.Errorf("cpu: %s: no samples", op)
 	case w.cols != D || bias.rows != 1 || bias.cols != K || logQ.rows != 1 || logQ.cols != K:
 		return fmt.Errorf("cpu: %s: h %s, w %s, bias %s, logQ %s: want B x D, K x D, 1 x K, 1 x K", op, h.shape(), w.shape(), bias.shape(), logQ.shape())
-	case labels.Len() != B || stats.rows != B || stats.cols != model.NumSampledStats:
-		return fmt.Errorf("cpu: %s: %d labels and stats %s for %d rows (want %d labels, %dx%d stats)", op, labels.Len(), stats.shape(), B, B, B, model.NumSampledStats)
+	case labels.Len() != B || stats.rows != B || stats.cols != model.NumStats:
+		return fmt.Errorf("cpu: %s: %d labels and stats %s for %d rows (want %d labels, %dx%d stats)", op, labels.Len(), stats.shape(), B, B, B, model.NumStats)
 	case grad && (db == nil || dw.rows != K || dw.cols != D || db.rows != 1 || db.cols != K):
 		return fmt.Errorf("cpu: %s: dw and db must be %s and 1x%d", op, w.shape(), K)
 	case grad && dh != nil && (dh.rows != B || dh.cols != D):
@@ -115,9 +115,9 @@ func (b *Backend) SampledHead(kind model.SampledKind, hm, wm, biasm model.Mat, l
 			for j := range o {
 				z += math.Exp(o[j] - mx)
 			}
-			st := stats.data[i*model.NumSampledStats : (i+1)*model.NumSampledStats]
-			st[model.SampledStatLogZHat] = float32(mx + math.Log(z) - logS)
-			st[model.SampledStatLoss] = 0
+			st := stats.data[i*model.NumStats : (i+1)*model.NumStats]
+			st[model.StatLogZ] = float32(mx + math.Log(z) - logS)
+			st[model.StatLoss], st[model.StatCorrect], st[model.StatOffending] = 0, 0, 0
 			if label == model.IgnoreLabel {
 				clear(row)
 				gy[i] = 0
@@ -129,9 +129,16 @@ func (b *Backend) SampledHead(kind model.SampledKind, hm, wm, biasm model.Mat, l
 				dot += float64(x) * float64(w.data[label*D+d])
 			}
 			ey := -dot - float64(bias.data[label])
+			// E_I among the samples: the smallest energy off the label.
+			ei := math.Inf(1)
+			for j, s := range samples.data {
+				if int(s) != label {
+					ei = math.Min(ei, float64(row[j])-float64(bias.data[s]))
+				}
+			}
 			oy := -beta*ey - float64(logQ.data[label]) - logS
 			loss, cy := sampledRow(kind, beta, oy, o, samples.data, label, logS)
-			st[model.SampledStatLoss] = float32(loss)
+			st[model.StatLoss], st[model.StatCorrect], st[model.StatOffending] = float32(loss), float32(ey), float32(ei)
 			gy[i] = float32(float64(gradScale) * cy)
 			for j := range row {
 				row[j] = float32(float64(gradScale) * o[j]) // sampledRow left dL/dE_{s_j} in o

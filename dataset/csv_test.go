@@ -114,11 +114,17 @@ func TestLoadCSVStringLabels(t *testing.T) {
 	if err != nil || fmt.Sprint(s2.Y) != fmt.Sprint(s.Y) || s2.N != 4 {
 		t.Errorf("by index: %v %v", s2, err)
 	}
-	// A single class still gives a two-answer space.
+	// A single class is one class (training refuses it; an evaluation
+	// file may have one).
 	p := writeFile(t, "one.csv", "cat,1\ncat,2\n")
 	s3, err := LoadCSV(p, CSVOptions{})
-	if err != nil || s3.Classes != 2 || len(s3.ClassNames) != 1 || s3.N != 2 {
+	if err != nil || s3.Classes != 1 || len(s3.ClassNames) != 1 || s3.N != 2 {
 		t.Errorf("one class: %+v %v", s3, err)
+	}
+	// Without --label, a header column named like a label is the label.
+	s4, err := LoadCSV(fixture("csv", "species.csv"), CSVOptions{})
+	if err != nil || fmt.Sprint(s4.Y) != fmt.Sprint(s.Y) || !strings.Contains(s4.Layout, `label column 2 "species" (found by its name)`) {
+		t.Errorf("default label by name: %+v %v", s4, err)
 	}
 }
 
@@ -187,13 +193,14 @@ func TestLoadCSVErrors(t *testing.T) {
 		{fixture("csv", "ragged.csv"), CSVOptions{}, ":3: row has 3 fields, expected 4"},
 		{fixture("csv", "bad-number.csv"), CSVOptions{}, `:3:3 (column "x2"): bad number "abc"`},
 		{fixture("csv", "bad-quote.csv"), CSVOptions{}, ":2:"},
-		{fixture("csv", "species.csv"), CSVOptions{}, `:2:3 (column "species"): bad number "setosa"`},
+		{writeFile(t, "colour.csv", "width,height,colour\n1,2,red\n"), CSVOptions{}, `:2:3 (column "colour"): bad number "red"`},
+		{writeFile(t, "two.csv", "label,x,target\n1,2,0\n"), CSVOptions{}, `columns "label" and "target" could both be the label`},
 		{fixture("csv", "species.csv"), CSVOptions{Label: "colour"}, `label column "colour" not in header`},
-		{fixture("csv", "species.csv"), CSVOptions{Label: "9"}, "index 9 outside [0, 3)"},
+		{fixture("csv", "species.csv"), CSVOptions{Label: "9"}, "index 9 outside [-3, 3)"},
 		{fixture("csv", "species.csv"), CSVOptions{LabelColumns: []string{"species", "2"}}, "selected twice"},
 		{fixture("csv", "species.csv"), CSVOptions{LabelColumns: []string{"0", "1", "2"}}, "no feature columns"},
-		{writeFile(t, "neg.csv", "-1,2\n"), CSVOptions{}, ":1:1: label -1 outside"},
-		{writeFile(t, "big.csv", "0,2\n99999999,3\n"), CSVOptions{}, ":2:1: label 99999999 outside"},
+		{writeFile(t, "neg.csv", "-1,2\n"), CSVOptions{}, `:1:1: label "-1" outside`},
+		{writeFile(t, "big.csv", "0,2\n99999999,3\n"), CSVOptions{}, `:2:1: label "99999999" outside`},
 		{writeFile(t, "nan.csv", "0,NaN\n"), CSVOptions{}, `:1:2: value "NaN" is not a finite`},
 		{writeFile(t, "inf.csv", "0,1e39\n"), CSVOptions{}, `:1:2: value "1e39" is not a finite`},
 		{writeFile(t, "empty-field.csv", "0,1\n1,\n"), CSVOptions{}, `:2:2: bad number ""`},

@@ -89,6 +89,9 @@ func FuzzLoadCSV(f *testing.F) {
 	f.Add([]byte("x;y\n1;2\n"), "y", uint8(1))
 	f.Add([]byte("y,a\n0,\"1\n2\"\n"), "0", uint8(0))
 	f.Add([]byte("c,x,s,z\nred,1,3,2\nblue,4,0,5\n"), "c|s", uint8(0))
+	f.Add([]byte("3,2,setosa,versicolor\n5.1,3.5,0\n4.9,3,1\n6,3,0\n"), "", uint8(0))
+	f.Add([]byte("\xEF\xBB\xBFlabel,a\n1,2\n1.0,3\n"), "last", uint8(0))
+	f.Add([]byte("a,b\n1,2\n3,4\n"), "-1", uint8(0))
 	for _, name := range []string{"ragged.csv", "bad-number.csv", "bad-quote.csv", "species.csv"} {
 		if b, err := os.ReadFile(fixture("csv", name)); err == nil {
 			f.Add(b, "", uint8(0))
@@ -129,4 +132,42 @@ func TestLoadCSVFromFileNamesFile(t *testing.T) {
 	if _, err := LoadCSV(p, CSVOptions{}); err == nil || !strings.HasPrefix(err.Error(), p+":1:2") {
 		t.Errorf("error %v", err)
 	}
+}
+
+// FuzzReadInputs feeds arbitrary bytes to predict's input reader (CSV in
+// any layout, or IDX) for models of a few layouts: it must never panic,
+// and what it accepts has D finite values per row.
+func FuzzReadInputs(f *testing.F) {
+	f.Add([]byte("a,b,label\n1,2,0\n3,4,1\n"), uint8(0))
+	f.Add([]byte("150,2,x,y\n1,2,0\n3,4,1\n"), uint8(1))
+	f.Add([]byte("1,2\n3,4\n"), uint8(2))
+	f.Add([]byte("\xEF\xBB\xBFb,a\n1,2\n"), uint8(0))
+	f.Add([]byte{0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 2, 7, 9}, uint8(2))
+	layouts := []InputLayout{
+		{Features: []string{"a", "b"}, Labels: []string{"label"}, LabelIndex: []int{2}, Columns: 3, D: 2},
+		{LabelIndex: []int{2}, Columns: 3, D: 2},
+		{D: 2},
+	}
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		l := layouts[int(which)%len(layouts)]
+		in, err := newInput(bytes.NewReader(data), -1, "fuzz-input")
+		if err != nil {
+			return
+		}
+		x, n, _, err := decodeCSVInputs(in, "fuzz-input", l)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz-input") {
+				t.Fatalf("error does not name the input: %v", err)
+			}
+			return
+		}
+		if n < 1 || len(x) != n*l.D {
+			t.Fatalf("accepted %d rows of %d values for D=%d", n, len(x), l.D)
+		}
+		for _, v := range x {
+			if v-v != 0 {
+				t.Fatalf("accepted a non-finite value %v", v)
+			}
+		}
+	})
 }

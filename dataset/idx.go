@@ -1,7 +1,6 @@
 package dataset
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
@@ -131,63 +130,82 @@ func (x *IDX) Float64s() []float64 {
 // ReadIDX reads an IDX file, gzip-compressed or not: compression is detected
 // from the gzip magic bytes, not from the file name. Errors name the file and
 // what is wrong with it (bad magic, truncation, trailing data, a size the
-// header claims but the file cannot hold).
+// header claims but the file cannot hold). A FIFO or pipe is read as a
+// stream (see package internal/inputfile: no read waits forever).
 func ReadIDX(path string) (*IDX, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err // *PathError already names the file
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	h, err := openIDX(path)
 	if err != nil {
 		return nil, err
 	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s: is a directory, not an IDX file", path)
+	defer h.in.Close()
+	if err := checkIDXMemory(h.need+4*h.count, path); err != nil {
+		return nil, err
 	}
-	return decodeIDX(f, st.Size(), path)
+	return h.readPayload()
 }
 
 // DecodeIDX reads an IDX stream (plain or gzip) from r; name is used in
 // error messages. size is the length of the stream in bytes, or -1 if
-// unknown; when known, a plain stream's header is checked against it
-// before any payload is allocated.
+// unknown; when known, the header is checked against it (for gzip, against
+// the most it can inflate to) before any payload is allocated.
 func DecodeIDX(r io.Reader, size int64, name string) (*IDX, error) {
-	return decodeIDX(r, size, name)
+	in, err := newInput(r, size, name)
+	if err != nil {
+		return nil, err
+	}
+	h, err := readIDXHeader(in, name)
+	if err != nil {
+		return nil, err
+	}
+	return h.readPayload()
 }
 
 var gzipMagic = []byte{0x1f, 0x8b}
 
-func decodeIDX(r io.Reader, size int64, name string) (*IDX, error) {
-	br := bufio.NewReader(r)
-	head, err := br.Peek(2)
-	if err != nil {
-		if len(head) == 0 {
-			return nil, fmt.Errorf("%s: empty file, expected an IDX header", name)
-		}
-		return nil, fmt.Errorf("%s: truncated: %d byte(s), an IDX header needs at least 4", name, len(head))
-	}
-	if bytes.Equal(head, gzipMagic) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("%s: bad gzip stream: %v", name, err)
-		}
-		defer zr.Close()
-		// The decompressed size is unknown until the data arrives.
-		return decodeIDXPlain(zr, -1, name, "decompressed ")
-	}
-	return decodeIDXPlain(br, size, name, "")
+// idxHeader is an IDX file whose header has been read and checked against
+// what the file can hold; its payload is read by readPayload.
+type idxHeader struct {
+	in    *input
+	name  string
+	t     IDXType
+	dims  []int
+	count uint64 // elements, saturated
+	need  uint64 // payload bytes, saturated
+	what  string // "decompressed " for gzip
 }
 
-// decodeIDXPlain reads the uncompressed IDX stream r. size is its total
-// length or -1; what ("decompressed " or "") qualifies sizes in messages.
-func decodeIDXPlain(r io.Reader, size int64, name, what string) (*IDX, error) {
+// openIDX opens path and reads its header.
+func openIDX(path string) (*idxHeader, error) {
+	in, err := openInput(path)
+	if err != nil {
+		return nil, err // *PathError already names the file
+	}
+	h, err := readIDXHeader(in, path)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// readIDXHeader reads and checks the header of the IDX stream in: the
+// payload it declares must fit what the file can hold (exactly its size
+// for a plain file, at most gzipMaxRatio times it for gzip) and
+// MaxIDXBytes, all before a byte of payload is read or allocated.
+func readIDXHeader(in *input, name string) (*idxHeader, error) {
+	what := ""
+	if in.gzipped {
+		what = "decompressed "
+	}
+	r := in.r
 	var magic [4]byte
 	if n, err := io.ReadFull(r, magic[:]); err != nil {
-		if err == io.EOF {
+		switch {
+		case err == io.EOF && !in.gzipped:
+			return nil, fmt.Errorf("%s: empty file, expected an IDX header", name)
+		case err == io.EOF:
 			return nil, fmt.Errorf("%s: empty %sstream, expected an IDX header", name, what)
-		}
-		if err == io.ErrUnexpectedEOF {
+		case err == io.ErrUnexpectedEOF:
 			return nil, fmt.Errorf("%s: truncated: %d %sbyte(s), an IDX header needs at least 4", name, n, what)
 		}
 		return nil, fmt.Errorf("%s: reading IDX header: %v", name, err)
@@ -230,29 +248,46 @@ func decodeIDXPlain(r io.Reader, size int64, name, what string) (*IDX, error) {
 		need = count * esize
 	}
 	headerLen := int64(4 + 4*ndims)
-
-	if size >= 0 {
-		// Plain file of known size: the header must match it exactly, and
-		// this is checked before anything is allocated.
-		have := max(size-headerLen, 0)
+	h := &idxHeader{in: in, name: name, t: t, dims: dims, count: count, need: need, what: what}
+	switch {
+	case in.size >= 0 && !in.gzipped:
+		// Plain file of known size: the header must match it exactly.
+		have := max(in.size-headerLen, 0)
 		if uint64(have) < need {
 			return nil, truncErr(name, t, dims, need, uint64(have), what)
 		}
 		if uint64(have) > need {
 			return nil, fmt.Errorf("%s: %d bytes of trailing data after the %d bytes the header declares (dims %v of %s)", name, uint64(have)-need, need, dims, t)
 		}
+	case in.size >= 0 && in.gzipped && need > uint64(in.maxPayload()):
+		return nil, fmt.Errorf("%s: header declares dims %v of %s = %s bytes, but a gzip file of %d bytes inflates to at most %d: the header lies or the file is truncated", name, dims, t, satString(need), in.size, in.maxPayload())
 	}
 	if need > uint64(MaxIDXBytes) || need > math.MaxInt {
 		return nil, fmt.Errorf("%s: header declares dims %v of %s = %s bytes, more than the %d-byte limit (MaxIDXBytes)", name, dims, t, satString(need), MaxIDXBytes)
 	}
+	return h, nil
+}
 
+// checkIDXMemory refuses to read payloads (and build their float32 sets)
+// that need more than the memory available.
+func checkIDXMemory(need uint64, name string) error {
+	if b := memoryBudget(); need > uint64(b) {
+		return fmt.Errorf("%s: reading it needs %s bytes of memory, more than the %s available", name, satString(need), bytesString(b))
+	}
+	return nil
+}
+
+// readPayload reads the payload the header declared, stopping there: a
+// stream that goes on is trailing data, one that ends early is truncated.
+func (h *idxHeader) readPayload() (*IDX, error) {
+	r, name, t, dims, need, what := h.in.r, h.name, h.t, h.dims, h.need, h.what
 	// For a stream of unknown length, grow the buffer only once it is full
 	// of data that really arrived, at most doubling it: a header claiming
 	// gigabytes over a tiny stream costs one idxChunk, and a real stream at
 	// most about twice its size in allocations.
 	total := int(need)
 	initial := min(total, idxChunk)
-	if size >= 0 {
+	if h.in.size >= 0 && !h.in.gzipped {
 		initial = total // already checked against the real file size
 	}
 	buf := make([]byte, 0, initial)

@@ -154,9 +154,9 @@ func TestIDXCorruptFixtures(t *testing.T) {
 	cases := []struct{ file, want string }{
 		{"truncated-labels-idx1-ubyte.gz", "truncated: header says 60000 ubyte values (60000 bytes), decompressed data holds 59000 values"},
 		{"truncated-labels-idx1-ubyte", "truncated: header says 60000 ubyte values (60000 bytes), file holds 59000 values"},
-		{"lying-images-idx3-ubyte.gz", "more than the"},
+		{"lying-images-idx3-ubyte.gz", "a gzip file of 33 bytes inflates to at most 34056: the header lies"},
 		{"lying-images-idx3-ubyte", "truncated: header says 1000000000 ubyte items of 28x28"},
-		{"lying-floats-idx1-double.gz", "truncated: header says 536870912 float64 values"},
+		{"lying-floats-idx1-double.gz", "inflates to at most"},
 		{"bad-magic-idx1-ubyte", "bad magic 50 4B 03 04"},
 		{"bad-type-idx1-ubyte", "unknown IDX element type 0x0A"},
 		{"trailing-labels-idx1-ubyte", "2 bytes of trailing data"},

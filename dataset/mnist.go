@@ -41,19 +41,55 @@ var idxDirFiles = [4]string{
 // must lie in [0, MaxClasses). Classes is max label + 1 over train and test,
 // at least 2.
 func LoadIDXDir(dir string) (train, test *Set, err error) {
-	var files [4]*IDX
+	// All four headers first: counts that disagree, image shapes that
+	// differ or payloads beyond the memory available are refused before a
+	// byte of payload is inflated.
+	var heads [4]*idxHeader
 	var names [4]string
+	defer func() {
+		for _, h := range heads {
+			if h != nil {
+				h.in.Close()
+			}
+		}
+	}()
 	for i, base := range idxDirFiles {
 		path, err := findIDX(dir, base)
 		if err != nil {
 			return nil, nil, err
 		}
-		if files[i], err = ReadIDX(path); err != nil {
+		if heads[i], err = openIDX(path); err != nil {
 			return nil, nil, err
 		}
 		names[i] = path
 	}
+	var types [4]IDXType
+	var dims [4][]int
+	var need uint64
+	for i, h := range heads {
+		types[i], dims[i] = h.t, h.dims
+		need = satAdd(satAdd(need, h.need), 4*h.count) // raw bytes, then float32 or int32 per element
+	}
+	if err := checkIDXShapes(types, dims, names); err != nil {
+		return nil, nil, err
+	}
+	if err := checkIDXMemory(need, dir); err != nil {
+		return nil, nil, err
+	}
+	var files [4]*IDX
+	for i, h := range heads {
+		if files[i], err = h.readPayload(); err != nil {
+			return nil, nil, err
+		}
+	}
 	return buildIDXSets(files, names, filepath.Base(filepath.Clean(dir)))
+}
+
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func findIDX(dir, base string) (string, error) {
@@ -74,37 +110,15 @@ func findIDX(dir, base string) (string, error) {
 // buildIDXSets checks the four decoded files (train images, train labels,
 // test images, test labels; names for messages) and builds the two sets.
 func buildIDXSets(f [4]*IDX, names [4]string, setName string) (train, test *Set, err error) {
-	for _, i := range []int{0, 2} {
-		img := f[i]
-		if len(img.Dims) < 2 {
-			return nil, nil, fmt.Errorf("%s: images need at least 2 dimensions (count, then the image shape), got dims %v", names[i], img.Dims)
-		}
-		if img.Type.IsInteger() && img.Type != IDXUint8 {
-			return nil, nil, fmt.Errorf("%s: images must be ubyte or float, got %s", names[i], img.Type)
-		}
-		if img.Dims[0] == 0 {
-			return nil, nil, fmt.Errorf("%s: holds no images", names[i])
-		}
-		for _, d := range img.Dims[1:] {
-			if d == 0 {
-				return nil, nil, fmt.Errorf("%s: image shape %v has a zero dimension", names[i], img.Dims[1:])
-			}
-		}
-		lab := f[i+1]
-		if len(lab.Dims) != 1 {
-			return nil, nil, fmt.Errorf("%s: labels need 1 dimension, got dims %v", names[i+1], lab.Dims)
-		}
-		if !lab.Type.IsInteger() {
-			return nil, nil, fmt.Errorf("%s: labels must be an integer type, got %s", names[i+1], lab.Type)
-		}
-		if lab.Dims[0] != img.Dims[0] {
-			return nil, nil, fmt.Errorf("%s holds %d labels but %s holds %d images", names[i+1], lab.Dims[0], names[i], img.Dims[0])
-		}
+	var types [4]IDXType
+	var dims [4][]int
+	for i, x := range f {
+		types[i], dims[i] = x.Type, x.Dims
 	}
-	if !slices.Equal(f[0].Dims[1:], f[2].Dims[1:]) {
-		return nil, nil, fmt.Errorf("image shapes differ: %s has %v, %s has %v", names[0], f[0].Dims[1:], names[2], f[2].Dims[1:])
+	if err := checkIDXShapes(types, dims, names); err != nil {
+		return nil, nil, err
 	}
-	classes := 2
+	classes := 1
 	for _, i := range []int{1, 3} {
 		lab := f[i]
 		for j := range lab.Len() {
@@ -152,6 +166,44 @@ func buildIDXSets(f [4]*IDX, names [4]string, setName string) (train, test *Set,
 		return nil, nil, err
 	}
 	return train, test, nil
+}
+
+// checkIDXShapes checks the element types and dimensions of the four files
+// (train images, train labels, test images, test labels; names for
+// messages) against each other: from their headers alone, before any
+// payload is read.
+func checkIDXShapes(types [4]IDXType, dims [4][]int, names [4]string) error {
+	for _, i := range []int{0, 2} {
+		img := dims[i]
+		if len(img) < 2 {
+			return fmt.Errorf("%s: images need at least 2 dimensions (count, then the image shape), got dims %v", names[i], img)
+		}
+		if types[i].IsInteger() && types[i] != IDXUint8 {
+			return fmt.Errorf("%s: images must be ubyte or float, got %s", names[i], types[i])
+		}
+		if img[0] == 0 {
+			return fmt.Errorf("%s: holds no images", names[i])
+		}
+		for _, d := range img[1:] {
+			if d == 0 {
+				return fmt.Errorf("%s: image shape %v has a zero dimension", names[i], img[1:])
+			}
+		}
+		lab := dims[i+1]
+		if len(lab) != 1 {
+			return fmt.Errorf("%s: labels need 1 dimension, got dims %v", names[i+1], lab)
+		}
+		if !types[i+1].IsInteger() {
+			return fmt.Errorf("%s: labels must be an integer type, got %s", names[i+1], types[i+1])
+		}
+		if lab[0] != img[0] {
+			return fmt.Errorf("%s holds %d labels but %s holds %d images", names[i+1], lab[0], names[i], img[0])
+		}
+	}
+	if !slices.Equal(dims[0][1:], dims[2][1:]) {
+		return fmt.Errorf("image shapes differ: %s has %v, %s has %v", names[0], dims[0][1:], names[2], dims[2][1:])
+	}
+	return nil
 }
 
 // The embedded files are decoded once and kept as raw bytes (about 55 MB);

@@ -25,11 +25,25 @@ type Set struct {
 	// Shape is the shape of one example, e.g. [28 28] for MNIST; its product
 	// is D. Tabular data has Shape [D].
 	Shape []int
-	// Classes is the number of answers; always at least 2 when Y is set,
-	// because an answer space of one is no decision.
+	// Classes is the number of answers: the largest integer label + 1, or
+	// the number of distinct string labels (or of the class names a
+	// scikit-learn header gives). A single class is a set a loader may
+	// return (an evaluation file of one class); training refuses it.
 	Classes int
-	// ClassNames, when the labels were strings, names class i.
+	// ClassNames, when the labels were strings or a header named the
+	// classes, names class i.
 	ClassNames []string
+	// FeatureNames, when the file had a header of column names, names the
+	// feature columns in order (nil otherwise).
+	FeatureNames []string
+	// Layout says how a CSV file was read: header or not, scikit-learn's
+	// layout, which column is the label and why. For the first line a
+	// command prints.
+	Layout string
+	// LabelColumns are the CSV columns (0-based) the labels came from, and
+	// LabelNames their header names (nil without a header).
+	LabelColumns []int
+	LabelNames   []string
 
 	// Labels, set when the set was loaded with several label variables
 	// (CSVOptions.LabelColumns), holds one value per variable for each row:
@@ -85,8 +99,8 @@ func (s *Set) Validate() error {
 		if len(s.Y) != s.N {
 			return fmt.Errorf("%s: len(Y) = %d, want N = %d", name, len(s.Y), s.N)
 		}
-		if s.Classes < 2 {
-			return fmt.Errorf("%s: Classes = %d, want at least 2", name, s.Classes)
+		if s.Classes < 1 {
+			return fmt.Errorf("%s: Classes = %d, want at least 1", name, s.Classes)
 		}
 		if s.ClassNames != nil && len(s.ClassNames) > s.Classes {
 			return fmt.Errorf("%s: %d class names for %d classes", name, len(s.ClassNames), s.Classes)
@@ -126,6 +140,9 @@ func (s *Set) Clone() *Set {
 	c.Y = slices.Clone(s.Y)
 	c.Shape = slices.Clone(s.Shape)
 	c.ClassNames = slices.Clone(s.ClassNames)
+	c.FeatureNames = slices.Clone(s.FeatureNames)
+	c.LabelColumns = slices.Clone(s.LabelColumns)
+	c.LabelNames = slices.Clone(s.LabelNames)
 	c.VarClasses = slices.Clone(s.VarClasses)
 	c.VarNames = slices.Clone(s.VarNames)
 	if s.Labels != nil {
@@ -183,6 +200,9 @@ func (s *Set) Select(idx []int) (*Set, error) {
 	}
 	c.Shape = slices.Clone(s.Shape)
 	c.ClassNames = slices.Clone(s.ClassNames)
+	c.FeatureNames = slices.Clone(s.FeatureNames)
+	c.LabelColumns = slices.Clone(s.LabelColumns)
+	c.LabelNames = slices.Clone(s.LabelNames)
 	c.VarClasses = slices.Clone(s.VarClasses)
 	c.VarNames = slices.Clone(s.VarNames)
 	c.VarClassNames = slices.Clone(s.VarClassNames) // inner slices are read-only names

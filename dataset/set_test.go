@@ -22,7 +22,7 @@ func TestSetValidate(t *testing.T) {
 		{func(s *Set) { s.Y[0] = -1 }, "label -1 of row 0"},
 		{func(s *Set) { s.X[5] = float32(math.NaN()) }, "feature 2 of row 1 is NaN"},
 		{func(s *Set) { s.Shape = []int{2, 2} }, "shape [2 2] holds 4 features"},
-		{func(s *Set) { s.Classes = 1; s.Y = make([]int32, 7) }, "Classes = 1"},
+		{func(s *Set) { s.Classes = 0; s.Y = make([]int32, 7) }, "Classes = 0"},
 		{func(s *Set) { s.Y = nil }, "no labels"},
 		{func(s *Set) { s.Labels = [][]int32{{0}}; s.VarClasses = []int{2} }, "len(Labels) = 1"},
 		{func(s *Set) { s.N = -1 }, "negative size"},

@@ -87,6 +87,9 @@ type Backend struct {
 	joint              Ptr
 	jointCap           int64 // bytes
 	flag               Ptr
+	// scratchGen counts reallocations of the scratch buffers: a captured
+	// graph that names the old ones is stale (see Capture).
+	scratchGen uint64
 	// head is the fused energy head's scratch (energyhead.go).
 	head headScratch
 }
@@ -141,6 +144,35 @@ type IntVector struct {
 	// batch indices usually come from the host, so checking them costs no
 	// device round trip; when host is nil a kernel checks them instead.
 	host []int32
+	// When bounded, every element lies in [lo, hi] even where host is nil:
+	// gathered on the device from a vector of known range (the labels of
+	// a training step, gathered by GatherStep). Index checks use it.
+	bounded bool
+	lo, hi  int32
+}
+
+// setKnown records that the contents are xs (a copy the vector keeps).
+func (v *IntVector) setKnown(xs []int32) {
+	v.host = xs
+	v.bounded, v.lo, v.hi = true, 0, -1 // empty: no element, any check passes
+	for i, x := range xs {
+		if i == 0 || x < v.lo {
+			v.lo = x
+		}
+		if i == 0 || x > v.hi {
+			v.hi = x
+		}
+	}
+}
+
+// setUnknown records that a kernel has written contents the host does not know.
+func (v *IntVector) setUnknown() { v.host, v.bounded = nil, false }
+
+// setGathered records contents gathered on the device from src: unknown
+// on the host, but within src's range when that is known.
+func (v *IntVector) setGathered(src *IntVector) {
+	v.host = nil
+	v.bounded, v.lo, v.hi = src.bounded, src.lo, src.hi
 }
 
 // Len returns the number of elements.
@@ -342,13 +374,13 @@ func (b *Backend) UploadInts(dst model.Ints, src []int32) error {
 	if err := backendcheck.IntsLen("src", len(src), "dst", d); err != nil {
 		return fmt.Errorf("device: UploadInts: %w", err)
 	}
-	d.host = nil // unknown until the copy has succeeded
+	d.setUnknown() // until the copy has succeeded
 	if len(src) > 0 {
 		if err := b.drv.CopyIn(d.ptr, bytesOf(src)); err != nil {
 			return fmt.Errorf("device: UploadInts of %d: %w", d.n, err)
 		}
 	}
-	d.host = append([]int32{}, src...)
+	d.setKnown(append([]int32{}, src...))
 	return nil
 }
 
@@ -396,7 +428,8 @@ func (b *Backend) Free(x any) error {
 		if err != nil {
 			return err
 		}
-		v.freed, v.host = true, nil
+		v.freed = true
+		v.setUnknown()
 		delete(b.live, v)
 		if v.ptr != 0 {
 			if err := b.drv.Free(v.ptr); err != nil {
@@ -429,14 +462,26 @@ func (b *Backend) Close() error {
 			}
 		}
 	}
+	// Graphs first: they name the memory freed below.
+	for h := range b.live {
+		if c, ok := h.(*capturedGraph); ok {
+			errs = append(errs, c.release())
+		}
+	}
 	for h := range b.live {
 		switch h := h.(type) {
 		case *Matrix:
 			h.freed = true
 			free(h.ptr)
 		case *IntVector:
-			h.freed, h.host = true, nil
+			h.freed = true
+			h.setUnknown()
 			free(h.ptr)
+		}
+	}
+	for h := range b.live {
+		if s, ok := h.(*stepState); ok {
+			errs = append(errs, s.release())
 		}
 	}
 	clear(b.live)

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"errors"
 	"math"
 	"time"
 )
@@ -55,3 +56,58 @@ func IntArg(v int64) uint64 { return uint64(v) }
 
 // FloatArg passes a `double` kernel argument.
 func FloatArg(v float64) uint64 { return math.Float64bits(v) }
+
+// ErrUnsupported is wrapped by the error of an optional Driver capability
+// that a driver (or a wrapper around one) turns out not to have.
+var ErrUnsupported = errors.New("not supported by this driver")
+
+// Fence marks a point in a driver's stream of work (a CUDA event):
+// everything issued before it is done once it has passed.
+type Fence uint64
+
+// AsyncCopier is an optional Driver capability: copies to the host that do
+// not wait for the device, into host memory the driver allocates (pinned,
+// so the device writes it directly), and fences that tell when they have
+// landed. Backend uses it to read a training step's losses back without a
+// synchronization; without it (or when AllocHost fails with ErrUnsupported)
+// it falls back to CopyOut.
+type AsyncCopier interface {
+	// AllocHost returns bytes of host memory that CopyOutAsync may write.
+	AllocHost(bytes int) ([]byte, error)
+	// FreeHost releases memory AllocHost returned.
+	FreeHost(buf []byte) error
+	// CopyOutAsync issues a copy of len(dst) bytes at src into dst, which
+	// must lie in memory from AllocHost, after all work issued so far; dst
+	// holds them once a fence recorded after the call has passed.
+	CopyOutAsync(dst []byte, src Ptr) error
+	// RecordFence marks the current end of the issued work.
+	RecordFence() (Fence, error)
+	// FenceDone reports, without waiting, whether f has passed.
+	FenceDone(f Fence) (bool, error)
+	// WaitFence waits until f has passed (an asynchronous error of the
+	// work before it is returned here).
+	WaitFence(f Fence) error
+	// ReleaseFence lets the driver reuse f.
+	ReleaseFence(f Fence) error
+}
+
+// Graph is a recorded sequence of launches and device copies that a
+// GraphCapturer replays with one launch (a CUDA graph).
+type Graph uint64
+
+// GraphCapturer is an optional Driver capability: stream capture. Between
+// BeginCapture and EndCapture, Launch and CopyDevice are recorded, not run,
+// with their arguments as given; everything that would wait for the device
+// or touch host memory (CopyIn, CopyOut, Synchronize, Alloc, Free, Time) is
+// refused and makes EndCapture fail. LaunchGraph then runs the recording,
+// in order, as often as wanted: a graph stays valid as long as the memory
+// it names, and it sees what that memory holds when it runs, so values that
+// change from one replay to the next must live in device memory.
+// BeginCapture returns an error wrapping ErrUnsupported where the driver
+// has no graphs; Backend then launches kernel by kernel.
+type GraphCapturer interface {
+	BeginCapture() error
+	EndCapture() (Graph, error)
+	LaunchGraph(g Graph) error
+	FreeGraph(g Graph) error
+}

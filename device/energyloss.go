@@ -111,62 +111,84 @@ func (b *Backend) rowPlan(k int64) (plan RowPlan, split bool, err error) {
 // gt_energy_loss_merge, which also writes the gradient. Options.RowChunk
 // and RowPlan force a plan. Labels are checked before any kernel writes.
 func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints) error {
+	return b.energyLoss("EnergyLoss", em, labelv, loss, gradScale, statm, argv, true)
+}
+
+var _ model.ForwardLoss = (*Backend)(nil)
+
+// EnergyStats is EnergyLoss without the gradient (model.ForwardLoss): the
+// same kernels and plan, with GT_LOSS_NO_GRADIENT in their kind argument,
+// so the statistics and argmin are bitwise EnergyLoss's and e is not
+// written.
+func (b *Backend) EnergyStats(em model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
+	return b.energyLoss("EnergyStats", em, labelv, loss, 0, statm, argv, false)
+}
+
+// lossNoGradient is GT_LOSS_NO_GRADIENT of energyloss.cu, OR-ed into the
+// kernels' kind argument.
+const lossNoGradient = 0x100
+
+func (b *Backend) energyLoss(op string, em model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, grad bool) error {
 	if err := b.open(); err != nil {
 		return err
 	}
-	e, err := b.mat(em, "EnergyLoss e")
+	e, err := b.mat(em, op+" e")
 	if err != nil {
 		return err
 	}
-	labels, err := b.ints(labelv, "EnergyLoss labels")
+	labels, err := b.ints(labelv, op+" labels")
 	if err != nil {
 		return err
 	}
-	stats, err := b.mat(statm, "EnergyLoss stats")
+	stats, err := b.mat(statm, op+" stats")
 	if err != nil {
 		return err
 	}
-	amin, err := b.ints(argv, "EnergyLoss argmin")
+	amin, err := b.ints(argv, op+" argmin")
 	if err != nil {
 		return err
 	}
 	if err := loss.Validate(); err != nil {
-		return fmt.Errorf("device: EnergyLoss: %w", err)
+		return fmt.Errorf("device: %s: %w", op, err)
 	}
 	B, K := e.rows, e.cols
 	if K > math.MaxInt32 {
-		return fmt.Errorf("device: EnergyLoss: energies %s have more answers than int32 labels can name", e.shape())
+		return fmt.Errorf("device: %s: energies %s have more answers than int32 labels can name", op, e.shape())
 	}
 	if err := backendcheck.EnergyLossShapes(e, labels, stats, amin); err != nil {
-		return fmt.Errorf("device: EnergyLoss: %w", err)
+		return fmt.Errorf("device: %s: %w", op, err)
 	}
-	bad, err := b.checkIndices("EnergyLoss", labels, K, true)
+	bad, err := b.checkIndices(op, labels, K, true)
 	if err != nil {
 		return err
 	}
 	if bad != nil {
-		return fmt.Errorf("device: EnergyLoss: %w", backendcheck.LabelError(bad.pos, bad.value, K))
+		return fmt.Errorf("device: %s: %w", op, backendcheck.LabelError(bad.pos, bad.value, K))
 	}
 	if B == 0 {
 		return nil
 	}
 	plan, split, err := b.rowPlan(int64(K))
 	if err != nil {
-		return fmt.Errorf("device: EnergyLoss: energies %s: %w", e.shape(), err)
+		return fmt.Errorf("device: %s: energies %s: %w", op, e.shape(), err)
 	}
-	amin.host = nil
-	lossArgs := []uint64{IntArg(int64(loss.Kind)), FloatArg(loss.Beta), FloatArg(loss.Margin), FloatArg(loss.Gamma),
+	amin.setUnknown()
+	kind := int64(loss.Kind)
+	if !grad {
+		kind |= lossNoGradient
+	}
+	lossArgs := []uint64{IntArg(kind), FloatArg(loss.Beta), FloatArg(loss.Margin), FloatArg(loss.Gamma),
 		FloatArg(loss.Delta), FloatArg(float64(gradScale))}
 	if !split {
 		args := append([]uint64{PtrArg(e.ptr), PtrArg(labels.ptr), IntArg(int64(B)), IntArg(int64(K))}, lossArgs...)
 		args = append(args, PtrArg(stats.ptr), PtrArg(amin.ptr))
 		if plan == RowPlanUncached {
-			return b.launch("EnergyLoss", "gt_energy_loss", b.rowGrid(int64(B)), rowBlock(int64(K)), args...)
+			return b.launch(op, "gt_energy_loss", b.rowGrid(int64(B)), rowBlock(int64(K)), args...)
 		}
 		grid, block, shared, _ := b.cachedShape(plan, int64(B), int64(K))
 		args = append(args, IntArg(int64(b2i(b.vec4(e)))))
 		if err := b.drv.Launch("gt_energy_loss_cached", grid, block, int(shared), args...); err != nil {
-			return fmt.Errorf("device: EnergyLoss: kernel gt_energy_loss_cached (%s, %d bytes of shared memory): %w", plan, shared, err)
+			return fmt.Errorf("device: %s: kernel gt_energy_loss_cached (%s, %d bytes of shared memory): %w", op, plan, shared, err)
 		}
 		return nil
 	}
@@ -182,21 +204,21 @@ func (b *Backend) EnergyLoss(em model.Mat, labelv model.Ints, loss model.Loss, g
 	nChunks := ceilDiv(int64(K), chunk)
 	parts := int64(B) * nChunks
 	if err := b.growScratch(&b.partF, &b.partFCap, parts*partFloats*4); err != nil {
-		return fmt.Errorf("device: EnergyLoss: allocating %d row partials: %w", parts, err)
+		return fmt.Errorf("device: %s: allocating %d row partials: %w", op, parts, err)
 	}
 	if err := b.growScratch(&b.partI, &b.partICap, parts*partInts*4); err != nil {
-		return fmt.Errorf("device: EnergyLoss: allocating %d row partials: %w", parts, err)
+		return fmt.Errorf("device: %s: allocating %d row partials: %w", op, parts, err)
 	}
 	if B > maxGridX {
-		return fmt.Errorf("device: EnergyLoss: %d rows of %d answers exceed a grid's %d blocks", B, K, maxGridX)
+		return fmt.Errorf("device: %s: %d rows of %d answers exceed a grid's %d blocks", op, B, K, maxGridX)
 	}
 	grid := Dim3{X: B, Y: int(nChunks), Z: 1}
-	if err := b.launch("EnergyLoss", "gt_energy_loss_partial", grid, rowBlock(chunk),
+	if err := b.launch(op, "gt_energy_loss_partial", grid, rowBlock(chunk),
 		PtrArg(e.ptr), PtrArg(labels.ptr), IntArg(int64(B)), IntArg(int64(K)), IntArg(chunk),
 		FloatArg(loss.Beta), PtrArg(b.partF), PtrArg(b.partI)); err != nil {
 		return err
 	}
 	args := append([]uint64{PtrArg(e.ptr), PtrArg(labels.ptr), IntArg(int64(B)), IntArg(int64(K)), IntArg(chunk)}, lossArgs...)
 	args = append(args, PtrArg(b.partF), PtrArg(b.partI), PtrArg(stats.ptr), PtrArg(amin.ptr))
-	return b.launch("EnergyLoss", "gt_energy_loss_merge", grid, rowBlock(max(chunk, nChunks)), args...)
+	return b.launch(op, "gt_energy_loss_merge", grid, rowBlock(max(chunk, nChunks)), args...)
 }

@@ -227,6 +227,10 @@ func (b *Backend) checkIndices(op string, v *IntVector, hi int, allowIgnore bool
 	if v.host != nil || v.n == 0 {
 		return scan(v.host), nil
 	}
+	// A known range within the valid one needs no look at the elements.
+	if v.bounded && v.hi < int32(min(hi, math.MaxInt32)) && (v.lo >= 0 || (allowIgnore && v.lo >= model.IgnoreLabel)) {
+		return nil, nil
+	}
 	var flag [1]int32
 	if err := b.drv.CopyIn(b.flag, bytesOf(flag[:])); err != nil {
 		return nil, fmt.Errorf("device: %s: clearing the index-check flag: %w", op, err)
@@ -264,6 +268,7 @@ func (b *Backend) growScratch(p *Ptr, capBytes *int64, bytes int64) error {
 		}
 		*p, *capBytes = 0, 0
 	}
+	b.scratchGen++
 	q, err := b.drv.Alloc(bytes)
 	if err != nil {
 		return err
@@ -295,7 +300,7 @@ func (b *Backend) ArgminRows(em model.Mat, outv model.Ints) error {
 	if e.rows == 0 {
 		return nil
 	}
-	out.host = nil
+	out.setUnknown()
 	return b.launch("ArgminRows", "gt_argmin_rows", b.rowGrid(int64(e.rows)), rowBlock(int64(e.cols)),
 		PtrArg(e.ptr), IntArg(int64(e.rows)), IntArg(int64(e.cols)), PtrArg(out.ptr), IntArg(int64(b2i(b.vec4(e)))))
 }
@@ -365,9 +370,9 @@ func (b *Backend) GatherInts(dv, sv, iv model.Ints) error {
 	if bad != nil {
 		return fmt.Errorf("device: GatherInts: %w", backendcheck.IntIndexError(bad.pos, bad.value, src.n))
 	}
-	dst.host = nil
+	dst.setGathered(src)
 	if dst.n == 0 {
-		dst.host = []int32{}
+		dst.setKnown([]int32{})
 		return nil
 	}
 	grid, block := b.elemShape(int64(dst.n))
@@ -380,7 +385,7 @@ func (b *Backend) GatherInts(dv, sv, iv model.Ints) error {
 		for r, i := range idx.host {
 			h[r] = src.host[i]
 		}
-		dst.host = h
+		dst.setKnown(h)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@
 // rest). Scalars arrive as double (8-byte kernel arguments) and are rounded
 // to float once, as the float32 CPU reference uses them.
 #include "gputrain.cuh"
+#include "optim.cuh"
 
 // gt_add_row_vector: m[i,j] += alpha * v[j] for an rows x cols matrix m
 // (the bias of a layer).
@@ -47,17 +48,15 @@ extern "C" __global__ void gt_tanh_grad(float* g, const float* out, long long n)
     }
 }
 
-// Optimizer steps. Weight decay is decoupled (AdamW): w -= lr*wd*w, taken
-// from the same w the gradient was computed at, so each kernel reads w once
-// and writes it once. lr*wd is a float32 product, as in the CPU reference.
+// Optimizer steps, one parameter per launch (the trainer updates all its
+// parameters with one launch of step.cu's gt_*_multi instead; both use the
+// per-element updates of optim.cuh, so they agree bitwise). lr*wd is a
+// float32 product, as in the CPU reference.
 
 // gt_sgd_step: w = w - lr*wd*w - lr*g.
 extern "C" __global__ void gt_sgd_step(float* w, const float* g, long long n, double lr, double weightDecay) {
     const float eta = (float)lr, decay = (float)lr * (float)weightDecay;
-    for (long long e = gt_global_id(); e < n; e += gt_global_stride()) {
-        const float x = w[e];
-        w[e] = x - decay * x - eta * g[e];
-    }
+    for (long long e = gt_global_id(); e < n; e += gt_global_stride()) w[e] = gt_sgd_update(w[e], g[e], eta, decay);
 }
 
 // gt_momentum_step: v = mu*v + g; w = w - lr*wd*w - lr*v.
@@ -65,10 +64,9 @@ extern "C" __global__ void gt_momentum_step(float* w, const float* g, float* v, 
                                             double mu, double weightDecay) {
     const float eta = (float)lr, m = (float)mu, decay = (float)lr * (float)weightDecay;
     for (long long e = gt_global_id(); e < n; e += gt_global_stride()) {
-        const float ve = m * v[e] + g[e];
-        const float x = w[e];
+        float ve = v[e];
+        w[e] = gt_momentum_update(w[e], g[e], ve, eta, m, decay);
         v[e] = ve;
-        w[e] = x - decay * x - eta * ve;
     }
 }
 
@@ -81,13 +79,10 @@ extern "C" __global__ void gt_adam_step(float* w, const float* g, float* m, floa
     const float eta = (float)lr, b1 = (float)beta1, b2 = (float)beta2, ep = (float)eps;
     const float decay = (float)lr * (float)weightDecay, fc1 = (float)c1, fc2 = (float)c2;
     for (long long e = gt_global_id(); e < n; e += gt_global_stride()) {
-        const float ge = g[e];
-        const float me = b1 * m[e] + (1.0f - b1) * ge;
-        const float ve = b2 * v[e] + (1.0f - b2) * ge * ge;
+        float me = m[e], ve = v[e];
+        w[e] = gt_adam_update(w[e], g[e], me, ve, eta, b1, b2, ep, decay, fc1, fc2);
         m[e] = me;
         v[e] = ve;
-        const float x = w[e];
-        w[e] = x - decay * x - eta * (me / fc1) / (sqrtf(ve / fc2) + ep);
     }
 }
 

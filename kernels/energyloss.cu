@@ -44,6 +44,12 @@
 #include "gputrain.cuh"
 #include "energyrow.cuh"
 
+// GT_LOSS_NO_GRADIENT, OR-ed into the kind argument of gt_energy_loss,
+// gt_energy_loss_cached and gt_energy_loss_merge, makes them forward-only
+// (model.ForwardLoss, evaluation): the statistics and argmin exactly as
+// with the gradient, and E left as it was.
+#define GT_LOSS_NO_GRADIENT 0x100
+
 // gt_part_reduce folds the threads' summaries in a fixed tree (blockDim.x is
 // a power of two) and returns the block's summary to every thread.
 __device__ inline gt_row_part gt_part_reduce(gt_row_part* sh, gt_row_part p, float beta) {
@@ -82,6 +88,8 @@ extern "C" __global__ void gt_energy_loss(float* E, const int* labels, long long
                                           double delta, double gradScale, float* stats, int* argmin) {
     __shared__ gt_row_part sh[GT_THREADS];
     __shared__ gt_row_coef coef;
+    const bool grad = (kind & GT_LOSS_NO_GRADIENT) == 0;
+    kind &= ~(long long)GT_LOSS_NO_GRADIENT;
     const float fbeta = (float)beta;
     for (long long i = blockIdx.x; i < B; i += gridDim.x) {
         float* row = E + i * K;
@@ -96,7 +104,7 @@ extern "C" __global__ void gt_energy_loss(float* E, const int* labels, long long
         }
         __syncthreads();
         const gt_row_coef k = coef;
-        gt_row_write(row, 0, K, k, fbeta);
+        if (grad) gt_row_write(row, 0, K, k, fbeta);
         // coef is rewritten for the next row.
         __syncthreads();
     }
@@ -159,6 +167,8 @@ extern "C" __global__ void __launch_bounds__(1024)
     __shared__ gt_row_coef coefs[GT_EL_MAX_GROUPS];
     const int T = blockDim.x, R = blockDim.y, x = threadIdx.x, ry = threadIdx.y;
     const int lane = x % 32, W = T / 32, w = x / 32; // warps per row, this thread's warp in the row
+    const bool grad = (kind & GT_LOSS_NO_GRADIENT) == 0;
+    kind &= ~(long long)GT_LOSS_NO_GRADIENT;
     const float fbeta = (float)beta;
     const long long ldc = (K + 3) / 4 * 4;
     float* const cache = reinterpret_cast<float*>(gt_el_cache) + ry * ldc;
@@ -229,7 +239,7 @@ extern "C" __global__ void __launch_bounds__(1024)
         // Write the gradient of the elements this thread cached. The next
         // row's first barrier comes after every thread has read coefs[ry]
         // and warpParts, so no barrier is needed before they are rewritten.
-        if (active) {
+        if (active && grad) {
             const gt_row_coef k = coefs[ry];
             if (vec) {
                 for (long long q = x; q < nq; q += T) {
@@ -289,6 +299,8 @@ extern "C" __global__ void gt_energy_loss_merge(float* E, const int* labels, lon
     __shared__ gt_row_coef coef;
     const long long i = blockIdx.x, c = blockIdx.y, nChunks = gridDim.y;
     if (i >= B) return;
+    const bool grad = (kind & GT_LOSS_NO_GRADIENT) == 0;
+    kind &= ~(long long)GT_LOSS_NO_GRADIENT;
     const float fbeta = (float)beta;
     const int label = labels[i];
     gt_row_part p = gt_part_empty();
@@ -314,6 +326,7 @@ extern "C" __global__ void gt_energy_loss_merge(float* E, const int* labels, lon
                              owner ? argmin + i : &scratchArgmin);
     }
     __syncthreads();
+    if (!grad) return;
     const long long lo = c * chunk;
     const long long hi = lo + chunk < K ? lo + chunk : K;
     gt_row_write(E + i * K, lo, hi, coef, fbeta);

@@ -8,23 +8,8 @@ import (
 	"testing"
 
 	"github.com/gputrain/gputrain/cpu"
-	"github.com/gputrain/gputrain/device"
-	"github.com/gputrain/gputrain/device/emu"
 	"github.com/gputrain/gputrain/model"
 )
-
-func emuBackend(t *testing.T) model.Backend {
-	t.Helper()
-	drv, err := emu.New(emu.Options{Mode: emu.Permuted, Seed: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := device.New(drv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // TestCBOWGradientsFiniteDifferences checks dL/dW of every parameter of
 // CBOW models (the embedding table included, rows no id names too) against
@@ -35,7 +20,7 @@ func TestCBOWGradientsFiniteDifferences(t *testing.T) {
 	const b, w, v = 6, 4, 9 // rows, window, vocabulary (= answers)
 	backends := map[string]func(t *testing.T) model.Backend{
 		"cpu":        func(*testing.T) model.Backend { return cpu.New() },
-		"device/emu": emuBackend,
+		"device/emu": func(t *testing.T) model.Backend { return emuBackend(t, false) },
 	}
 	for bname, newB := range backends {
 		for _, specStr := range []string{"cbow:5", "cbow:5+mlp:6:tanh"} {
@@ -183,7 +168,7 @@ func TestCBOWTrainsOnBothPaths(t *testing.T) {
 	mat := run(headless{cpu.New()})
 	var dev []model.EpochResult
 	if !testing.Short() {
-		dev = run(emuBackend(t))
+		dev = run(emuBackend(t, true))
 	}
 	for i, f := range fused {
 		for name, other := range map[string][]model.EpochResult{"materializing": mat, "device/emu": dev} {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,11 +15,12 @@ import (
 )
 
 // Version is the gputrain version written into every checkpoint.
-const Version = "0.5.0"
+const Version = "0.6.0"
 
 // CheckpointFormat identifies the layout of the tensors and metadata below
-// (metadata key "format"); a reader refuses other formats by name.
-const CheckpointFormat = "gputrain-checkpoint/1"
+// (metadata key "format"); a reader refuses other formats by name. Format 2
+// added the checksums and the training data's fingerprint (integrity.go).
+const CheckpointFormat = "gputrain-checkpoint/2"
 
 // Names of the trainer-state tensors of a checkpoint. Weights are named by
 // TensorName, optimizer state by "optimizer." + TensorName of its parameter
@@ -54,9 +54,26 @@ type DataInfo struct {
 	// split. Nil: features are used as loaded.
 	Mean, Std []float32
 	// LabelColumns are the CSV label columns the model was trained on, as
-	// --label / --labels named them; nil: column 0. Several make the
-	// labels joint indices (see Config.Vars).
+	// --label / --labels named them; nil: the default column
+	// (dataset.LabelDefault). Several make the labels joint indices (see
+	// Config.Vars).
 	LabelColumns []string
+	// FeatureNames name the model's inputs in order, when the CSV file had
+	// a header; predict and eval match a file's columns to them by name.
+	FeatureNames []string
+	// CSVColumns and LabelIndex describe the training CSV file: its number
+	// of columns and the (0-based) label columns, so an input file in the
+	// training layout can drop them (0 and nil for IDX data).
+	CSVColumns int
+	LabelIndex []int
+	LabelNames []string // the label columns' header names, when it had one
+	// SplitSeed seeds the shuffles that hold out TestFraction of a CSV
+	// file and ValFraction of the training rows (validation, evaluated
+	// after every epoch). TestSource, when set, is the --test file the
+	// test rows came from instead.
+	SplitSeed   uint64
+	ValFraction float64
+	TestSource  string
 }
 
 // Checkpoint is a decoded checkpoint: everything needed to rebuild the
@@ -72,8 +89,20 @@ type Checkpoint struct {
 	StepInEpoch     int // steps of epoch Epoch+1 already taken (Ctrl-C mid-epoch)
 	OptimizerSteps  int
 	EpochLossSum    float64
+	// DataSHA256 is the fingerprint of the training data (DataFingerprint
+	// of the data given to the trainer, after any normalization).
+	DataSHA256 string
+	// AcceptOtherData lets Restore continue on training data whose
+	// fingerprint differs from DataSHA256 (same shape, other values): set
+	// it only when that is what is meant.
+	AcceptOtherData bool
+	early           earlyStopState
 	rng             []byte
 	file            *safetensors.File
+
+	// Ranks is the number of data-parallel ranks that trained it (1 for
+	// files written before the "ranks" metadata existed).
+	Ranks int
 }
 
 // TensorName maps a parameter name to its checkpoint tensor name: a dense
@@ -134,6 +163,9 @@ func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 // can be taken between epochs or after Run stopped mid-epoch on a done
 // context: the epoch continues where it stopped.
 func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
+	if err := t.settle(); err != nil { // steps still in flight (pipeline.go)
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
 	if t.bt == nil {
 		return nil, errors.New("checkpoint: trainer used after Close")
 	}
@@ -156,6 +188,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 			return nil, fmt.Errorf("checkpoint: downloading %s: %w", p.Name, err)
 		}
 		name := TensorName(p.Name)
+		if err := nonFinite(name, v); err != nil {
+			return nil, t.notSaved(err)
+		}
 		r, c := p.Shape()
 		f.Tensors = append(f.Tensors, safetensors.Float32Tensor(name, tensorShape(name, r, c), v))
 	}
@@ -165,6 +200,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 			return nil, fmt.Errorf("checkpoint: downloading %s: %w", s.Name, err)
 		}
 		name := optimizerTensorName(s.Name)
+		if err := nonFinite(name, v); err != nil {
+			return nil, t.notSaved(err)
+		}
 		f.Tensors = append(f.Tensors, safetensors.Float32Tensor(name, tensorShape(name, s.Mat.Rows(), s.Mat.Cols()), v))
 	}
 	f.Tensors = append(f.Tensors,
@@ -205,6 +243,24 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	if len(info.LabelColumns) > 0 {
 		md["label_columns"] = js(info.LabelColumns)
 	}
+	if len(info.FeatureNames) > 0 {
+		if len(info.FeatureNames) != inputs {
+			return nil, fmt.Errorf("checkpoint: %d feature names for %d inputs", len(info.FeatureNames), inputs)
+		}
+		md["feature_names"] = js(info.FeatureNames)
+	}
+	if info.CSVColumns > 0 {
+		md["csv_columns"] = strconv.Itoa(info.CSVColumns)
+		md["csv_label_index"] = js(info.LabelIndex)
+	}
+	if len(info.LabelNames) > 0 {
+		md["csv_label_names"] = js(info.LabelNames)
+	}
+	md["split_seed"] = strconv.FormatUint(info.SplitSeed, 10)
+	md["val_fraction"] = fmtFloat(info.ValFraction)
+	if info.TestSource != "" {
+		md["test_source"] = info.TestSource
+	}
 	md["loss"] = c.Loss.Kind.String()
 	md["beta"] = fmtFloat(c.Loss.Beta)
 	md["margin"] = fmtFloat(c.Loss.Margin)
@@ -221,6 +277,12 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["batch"] = strconv.Itoa(c.Batch)
 	md["seed"] = strconv.FormatUint(c.Seed, 10)
 	md["reduction"] = c.Reduction.String()
+	md["lr_schedule"] = c.Schedule.String()
+	if c.EarlyStop.Patience > 0 {
+		md["early_stop"] = js(earlyStopJSON{c.EarlyStop.Monitor, c.EarlyStop.Patience, c.EarlyStop.MinDelta})
+		md["early_stop_state"] = js(earlyStateJSON{t.early.best, t.early.bestEpoch, t.early.stopped})
+	}
+	md["ranks"] = strconv.Itoa(t.Ranks())
 	if c.Sampled.Kind != SampledNone {
 		md["sampled"], md["samples"], md["proposal"] = c.Sampled.Kind.String(), strconv.Itoa(c.Sampled.Samples), c.Sampled.Proposal
 	}
@@ -230,7 +292,21 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	md["limit"] = strconv.Itoa(info.Limit)
 	md["test_fraction"] = fmtFloat(info.TestFraction)
 	md["normalization"] = norm
+	if t.dataSHA256 == "" {
+		t.dataSHA256 = DataFingerprint(t.train.Host)
+	}
+	md[metaDataSHA256] = t.dataSHA256
+	sealChecksums(f)
 	return f, nil
+}
+
+// notSaved explains why a checkpoint with non-finite weights is refused.
+func (t *Trainer) notSaved(err error) error {
+	where := fmt.Sprintf("after epoch %d", t.epoch)
+	if t.done > 0 {
+		where = fmt.Sprintf("in epoch %d after step %d", t.epoch+1, t.done)
+	}
+	return fmt.Errorf("checkpoint not saved: the weights %s are not finite, the run diverged: %w", where, err)
 }
 
 // Formulas of the "energy" metadata: what a reader without the docs needs
@@ -266,15 +342,7 @@ func (t *Trainer) SaveCheckpoint(path string, info DataInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := safetensors.WriteFileAtomic(path, f); err != nil {
-		return err
-	}
-	// The temporary file WriteFileAtomic renames is private (0600); a
-	// model file is for sharing, like any file the user creates.
-	if err := os.Chmod(path, 0o644); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return safetensors.WriteFileAtomic(path, f)
 }
 
 // ReadCheckpoint reads and decodes a checkpoint file; errors name it.
@@ -297,8 +365,11 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	md := f.Metadata
 	if md["format"] != CheckpointFormat {
-		if md["format"] == "" {
+		switch md["format"] {
+		case "":
 			return nil, fmt.Errorf("not a gputrain checkpoint (no %q metadata)", "format")
+		case "gputrain-checkpoint/1":
+			return nil, fmt.Errorf("format %q (gputrain 0.5, without checksums) is no longer read: retrain with gputrain %s", md["format"], Version)
 		}
 		return nil, fmt.Errorf("format %q is not %q (written by a different gputrain version?)", md["format"], CheckpointFormat)
 	}
@@ -346,6 +417,20 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	if cfg.Reduction, err = ParseReduction(need("reduction")); err != nil {
 		errs = append(errs, err.Error())
 	}
+	if v, ok := md["lr_schedule"]; ok {
+		if cfg.Schedule, err = ParseSchedule(v); err != nil {
+			errs = append(errs, "metadata lr_schedule: "+err.Error())
+		}
+	}
+	if v, ok := md["early_stop"]; ok {
+		var e earlyStopJSON
+		var st earlyStateJSON
+		if json.Unmarshal([]byte(v), &e) != nil || json.Unmarshal([]byte(md["early_stop_state"]), &st) != nil {
+			errs = append(errs, "metadata early_stop / early_stop_state are not the JSON objects gputrain writes")
+		}
+		cfg.EarlyStop = EarlyStop{Monitor: e.Monitor, Patience: e.Patience, MinDelta: e.MinDelta}
+		c.early = earlyStopState{best: st.Best, bestEpoch: st.BestEpoch, stopped: st.Stopped}
+	}
 	if v, ok := md["sampled"]; ok {
 		if cfg.Sampled.Kind, err = ParseSampledKind(v); err != nil {
 			errs = append(errs, err.Error())
@@ -359,6 +444,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		cfg.NoPairwise = md["pairwise"] == "false"
 	}
 	c.Inputs, c.Classes = integer("inputs"), integer("classes")
+	c.Ranks = 1
+	if _, ok := md["ranks"]; ok {
+		if c.Ranks = integer("ranks"); c.Ranks < 1 {
+			errs = append(errs, fmt.Sprintf("metadata ranks = %d is not >= 1", c.Ranks))
+		}
+	}
 	d := &c.Data
 	d.Dataset, d.Source = md["dataset"], md["data_source"]
 	d.TrainRows, d.Limit = integer("train_rows"), integer("limit")
@@ -376,6 +467,40 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 			errs = append(errs, "metadata label_columns is not a JSON list of strings")
 		}
 	}
+	if v, ok := md["feature_names"]; ok {
+		if err := json.Unmarshal([]byte(v), &d.FeatureNames); err != nil {
+			errs = append(errs, "metadata feature_names is not a JSON list of strings")
+		}
+	}
+	if v, ok := md["csv_columns"]; ok {
+		d.CSVColumns, _ = strconv.Atoi(v)
+		if err := json.Unmarshal([]byte(md["csv_label_index"]), &d.LabelIndex); err != nil || d.CSVColumns < 1 {
+			errs = append(errs, "metadata csv_columns / csv_label_index are not a column count and a JSON list of indices")
+		}
+		for _, i := range d.LabelIndex {
+			if i < 0 || i >= d.CSVColumns {
+				errs = append(errs, fmt.Sprintf("metadata csv_label_index %v outside the %d columns", d.LabelIndex, d.CSVColumns))
+				break
+			}
+		}
+	}
+	if v, ok := md["csv_label_names"]; ok {
+		if err := json.Unmarshal([]byte(v), &d.LabelNames); err != nil {
+			errs = append(errs, "metadata csv_label_names is not a JSON list of strings")
+		}
+	}
+	if v, ok := md["split_seed"]; ok {
+		if d.SplitSeed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			errs = append(errs, "metadata split_seed is not an unsigned integer")
+		}
+	}
+	if v, ok := md["val_fraction"]; ok {
+		d.ValFraction, _ = strconv.ParseFloat(v, 64)
+		if !(d.ValFraction >= 0 && d.ValFraction < 1) {
+			errs = append(errs, fmt.Sprintf("metadata val_fraction %q is not in [0, 1)", v))
+		}
+	}
+	d.TestSource = md["test_source"]
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -399,6 +524,9 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	}
 	if len(d.ClassNames) > c.Classes {
 		return nil, fmt.Errorf("metadata: %d class names for %d classes", len(d.ClassNames), c.Classes)
+	}
+	if d.FeatureNames != nil && len(d.FeatureNames) != c.Inputs {
+		return nil, fmt.Errorf("metadata: %d feature names for %d inputs", len(d.FeatureNames), c.Inputs)
 	}
 	switch md["normalization"] {
 	case "none", "":
@@ -489,6 +617,21 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	}
 	if _, ok := f.Tensor(fmt.Sprintf("layers.%d.weight", len(spec.Hidden)+1)); ok {
 		return nil, fmt.Errorf("tensor layers.%d.weight is not part of the model %v", len(spec.Hidden)+1, spec)
+	}
+	// Integrity last, so that a file of the wrong shape is named by what is
+	// wrong with it rather than by a checksum.
+	if err := verifyChecksums(f); err != nil {
+		return nil, err
+	}
+	c.DataSHA256 = md[metaDataSHA256]
+	for _, t := range f.Tensors {
+		if t.DType != safetensors.F32 {
+			continue
+		}
+		v, _ := t.Float32s()
+		if err := nonFinite(t.Name, v); err != nil {
+			return nil, fmt.Errorf("holds non-finite weights, so the run that wrote it had diverged and its model answers nothing: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -587,6 +730,8 @@ func (c *Checkpoint) Compatible(cfg Config) error {
 	add("batch", cfg.Batch, want.Batch)
 	add("seed", cfg.Seed, want.Seed)
 	add("reduction", cfg.Reduction, want.Reduction)
+	add("lr schedule", cfg.Schedule, want.Schedule)
+	add("early stopping", cfg.EarlyStop, want.EarlyStop)
 	if len(ds) > 0 {
 		return fmt.Errorf("%s %s contradicts the checkpoint %s, which has %s", ds[0].what, ds[0].got, c.Path, ds[0].saved)
 	}
@@ -613,6 +758,12 @@ func (c *Checkpoint) Restore(t *Trainer) error {
 	if c.Epoch > t.cfg.Epochs || c.Epoch == t.cfg.Epochs && c.StepInEpoch > 0 {
 		return fmt.Errorf("the checkpoint %s has completed %d epochs, more than the %d asked for", c.Path, c.Epoch, t.cfg.Epochs)
 	}
+	if t.dataSHA256 == "" {
+		t.dataSHA256 = DataFingerprint(t.train.Host)
+	}
+	if t.dataSHA256 != c.DataSHA256 && !c.AcceptOtherData {
+		return fmt.Errorf("%w: the training data (%d rows of %d features, fingerprint %.12s) is not the data the checkpoint %s was trained on (fingerprint %.12s): same shape, other values", ErrOtherData, t.train.Host.N, t.train.Host.D, t.dataSHA256, c.Path, c.DataSHA256)
+	}
 	for _, p := range t.Model.Params() {
 		if err := c.loadTensor(t.b, TensorName(p.Name), p.Value); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", c.Path, err)
@@ -629,9 +780,28 @@ func (c *Checkpoint) Restore(t *Trainer) error {
 	t.epochRNG = append([]byte(nil), c.rng...)
 	t.Optimizer.SetSteps(c.OptimizerSteps)
 	t.epoch, t.done, t.doneLoss = c.Epoch, c.StepInEpoch, c.EpochLossSum
+	t.early = c.early
 	return nil
 }
 
 // Progress returns the completed epochs and the steps of the next epoch
 // already taken (nonzero after Run stopped mid-epoch on a done context).
 func (t *Trainer) Progress() (epochs, stepInEpoch int) { return t.epoch, t.done }
+
+type earlyStopJSON struct {
+	Monitor  string  `json:"monitor"`
+	Patience int     `json:"patience"`
+	MinDelta float64 `json:"min_delta"`
+}
+
+type earlyStateJSON struct {
+	Best      float64 `json:"best"`
+	BestEpoch int     `json:"best_epoch"`
+	Stopped   bool    `json:"stopped"`
+}
+
+// EarlyStopped reports whether the checkpoint's run was ended by early
+// stopping, and its best epoch.
+func (c *Checkpoint) EarlyStopped() (stopped bool, bestEpoch int) {
+	return c.early.stopped, c.early.bestEpoch
+}

@@ -36,6 +36,9 @@ var backendMakers = []struct {
 		}
 		return b
 	}},
+	// The step captured once and replayed as a graph (software graphs
+	// over the emulator): a resumed run replans its epoch mid-way.
+	{"device+emu+graphs", func(t *testing.T) model.Backend { return emuBackend(t, true) }},
 }
 
 // resumeData is small and of awkward sizes: 301 rows, batch 37 (the last

@@ -143,6 +143,11 @@ type batcher struct {
 	sums    Mat // 1 x NumStats: column sums of stats, so a step downloads 4 floats
 }
 
+// rowsPerStep is the batch buffer size for batch on n rows: a batch of n
+// rows or more is one step over all of them, so no buffer is larger than
+// the data (a --batch of 2^63-1 rows must not reach make).
+func rowsPerStep(batch, n int) int { return max(min(batch, n), 1) }
+
 func newBatcher(b Backend, size, d int) (*batcher, error) {
 	bt := &batcher{b: b, size: size, hostIdx: make([]int32, size)}
 	var err error

@@ -108,7 +108,7 @@ func Evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, batch int) (E
 	if dd == nil || dd.X == nil {
 		return EvalResult{}, errors.New("evaluate: no data (nil or freed)")
 	}
-	bt, err := newBatcher(b, batch, dd.Host.D)
+	bt, err := newBatcher(b, rowsPerStep(batch, dd.Host.N), dd.Host.D)
 	if err != nil {
 		return EvalResult{}, err
 	}
@@ -143,7 +143,8 @@ func evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, bt *batcher, 
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
 		// One loss pass with the training loss gives both that loss and,
-		// from E_C and log Z at loss.Beta, the NLL; no gradient.
+		// from E_C and log Z at loss.Beta, the NLL; no gradient (the fused
+		// head's forward, or Forward and energyStats).
 		if _, err := lossPass(b, m, bt.x, bt.y, loss, 1, bt.stats, bt.argmin, false); err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
@@ -192,4 +193,14 @@ func evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, bt *batcher, 
 	// Non-finite energies give NaN/Inf statistics here rather than an
 	// error: a diverged model is a result worth reporting.
 	return r, nil
+}
+
+// energyStats is the loss statistics of e without its gradient: the
+// backend's forward-only kernel where it has one (ForwardLoss), else
+// EnergyLoss, which also overwrites e with a gradient nobody reads.
+func energyStats(b Backend, e Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error {
+	if f, ok := b.(ForwardLoss); ok {
+		return f.EnergyStats(e, labels, loss, stats, argmin)
+	}
+	return b.EnergyLoss(e, labels, loss, 1, stats, argmin)
 }

@@ -66,13 +66,13 @@ func lossPass(b Backend, m EnergyModel, x Mat, y Ints, loss Loss, scale float32,
 	if err != nil {
 		return nil, err
 	}
-	// Without grad the gradient EnergyLoss writes over e is not used, only
-	// its statistics are: the model's energies are scratch.
+	if !grad {
+		// The backend's forward-only statistics where it has them
+		// (energyStats, eval.go).
+		return nil, energyStats(b, e, y, loss, stats, argmin)
+	}
 	if err := b.EnergyLoss(e, y, loss, scale, stats, argmin); err != nil {
 		return nil, err
-	}
-	if !grad {
-		return nil, nil
 	}
 	return func() error { return m.Backward(e) }, nil
 }

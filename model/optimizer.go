@@ -126,10 +126,16 @@ func (o *optimizer) Steps() int           { return o.t }
 func (o *optimizer) SetSteps(t int)       { o.t = t }
 func (o *optimizer) State() []StateTensor { return o.state }
 
-func (o *optimizer) Step() error {
+// Step applies one update with the configured learning rate.
+func (o *optimizer) Step() error { return o.stepWith(float32(o.cfg.LR)) }
+
+// stepWith applies one update with learning rate lr, parameter by
+// parameter (the host-synchronized step; the trainer's other steps update
+// all parameters at once with StepOps.FusedOptimizerStep, bitwise the same).
+func (o *optimizer) stepWith(lr float32) error {
 	o.t++
 	c := o.cfg
-	lr, wd := float32(c.LR), float32(c.WeightDecay)
+	wd := float32(c.WeightDecay)
 	for i, p := range o.params {
 		var err error
 		switch o.kind {
@@ -145,6 +151,28 @@ func (o *optimizer) Step() error {
 		}
 	}
 	return nil
+}
+
+// fused describes the optimizer for StepOps: its fixed hyperparameters,
+// rounded to float32 as stepWith passes them, and every parameter with its
+// state tensors, in the order of params.
+func (o *optimizer) fused() (OptimizerSpec, []ParamSlots) {
+	c := o.cfg
+	spec := OptimizerSpec{Mu: float32(c.Momentum), Beta1: float32(c.Beta1), Beta2: float32(c.Beta2), Eps: float32(c.Eps),
+		WeightDecay: float32(c.WeightDecay)}
+	switch o.kind {
+	case "sgd":
+		spec.Kind = OptSGD
+	case "momentum":
+		spec.Kind = OptMomentum
+	case "adam":
+		spec.Kind = OptAdam
+	}
+	slots := make([]ParamSlots, len(o.params))
+	for i, p := range o.params {
+		slots[i] = ParamSlots{Name: p.Name, W: p.Value, G: p.Grad, State: o.per[i]}
+	}
+	return spec, slots
 }
 
 func (o *optimizer) Free() error {

@@ -93,22 +93,19 @@ func (s SampledConfig) Validate() error {
 	return nil
 }
 
-// Columns of SampledHead's statistics (B x NumSampledStats).
-const (
-	SampledStatLoss    = iota // the row's sampled loss (0 for an ignored row)
-	SampledStatLogZHat        // the importance-sampling estimate of log Z
-	NumSampledStats
-)
-
 // SampledOps is the optional Backend capability of the sampled losses
 // (the cpu backend has it; a GPU implementation is owed). For hidden rows h
 // (B x D), weights w (K x D), bias (1 x K), labels (B; IgnoreLabel rows get
 // loss 0 and no gradient), the S samples (each in [0, K)) and logQ (1 x K,
 // log Q(c) of the proposal for every answer), it writes stats (B x
-// NumSampledStats) and, unless dw is nil, overwrites dw (K x D), db (1 x K)
-// and dh (B x D; may be nil) with the gradients of gradScale * sum_i L_i,
-// summed in a fixed order (deterministic). Only the labels' and samples'
-// rows of dw and db are nonzero.
+// NumStats, EnergyLoss's columns: StatLoss the row's sampled loss,
+// StatLogZ the importance-sampling estimate of log Z, StatCorrect E_C,
+// StatOffending the smallest energy among the row's samples other than its
+// label, +Inf if none; loss, E_C and E_I 0 for an ignored row) and, unless
+// dw is nil, overwrites dw (K x D), db (1 x K) and dh (B x D; may be nil)
+// with the gradients of gradScale * sum_i L_i, summed in a fixed order
+// (deterministic). Only the labels' and samples' rows of dw and db are
+// nonzero.
 type SampledOps interface {
 	SampledHead(kind SampledKind, h, w, bias Mat, labels, samples Ints, logQ Mat, beta float64, gradScale float32,
 		stats, dh, dw, db Mat) error

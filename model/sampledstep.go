@@ -8,11 +8,12 @@ import (
 )
 
 // Training with a sampled loss (Config.Sampled, sampled.go) and the audit
-// of its log Z estimate. The step: the layers below the head forward, S
-// samples drawn from the proposal by a generator seeded from Config.Seed
-// and the global step (so an interrupted or resumed run draws the same
-// samples), SampledOps for the loss and the head's gradients, the batch
-// loss checked, the layers below backward, the optimizer. Evaluation stays
+// of its log Z estimate. A step is the trainer's usual one (either loop:
+// trainer.go's host-synchronized step or pipeline.go's) with trainPass
+// below for its forward half: the layers below the head forward, S samples
+// drawn from the proposal by a generator seeded from Config.Seed and the
+// global step (so an interrupted or resumed run draws the same samples),
+// SampledOps for the statistics and the head's gradients. Evaluation stays
 // exact (the fused head or EnergyLoss): the test NLL is the true one.
 
 // sampledState is a trainer's sampled-loss machinery.
@@ -22,8 +23,7 @@ type sampledState struct {
 	proposal *Proposal
 	logQ     Mat  // 1 x K
 	samples  Ints // S
-	stats    Mat  // batch x NumSampledStats
-	sums     Mat  // 1 x NumSampledStats
+	stats    Mat  // batch x NumStats: the audit's estimates
 	host     []int32
 }
 
@@ -72,10 +72,7 @@ func (t *Trainer) newSampled(train *Data) error {
 	if s.samples, err = t.b.AllocInts(sc.Samples); err != nil {
 		return err
 	}
-	if s.stats, err = t.b.Alloc(t.cfg.Batch, NumSampledStats); err != nil {
-		return err
-	}
-	s.sums, err = t.b.Alloc(1, NumSampledStats)
+	s.stats, err = t.b.Alloc(t.bt.size, NumStats)
 	return err
 }
 
@@ -83,7 +80,7 @@ func (s *sampledState) free(b Backend) error {
 	if s == nil {
 		return nil
 	}
-	return freeAll(b, s.logQ, s.samples, s.stats, s.sums)
+	return freeAll(b, s.logQ, s.samples, s.stats)
 }
 
 // draw uploads the samples of one step (or of one held-out batch, with a
@@ -93,43 +90,30 @@ func (s *sampledState) draw(b Backend, seed, stream, index uint64) error {
 	return b.UploadInts(s.samples, s.host)
 }
 
-// sampledStep is step for a sampled loss: it returns the sum of the rows'
-// sampled losses.
-func (t *Trainer) sampledStep(rows []int32) (float64, error) {
-	s, bt := t.sampled, t.bt
-	if err := bt.load(t.train, rows); err != nil {
-		return 0, err
+// trainPass is the forward half of a training step on the batch in t.bt:
+// the statistics into bt.stats and the head's gradients (lossPass, or the
+// sampled loss), returning the backward pass of the layers below, which
+// the step runs after its check. Both step loops (the host-synchronized
+// step and the pipelined one) call it.
+func (t *Trainer) trainPass(scale float32) (backward func() error, err error) {
+	bt := t.bt
+	if t.sampled == nil {
+		return lossPass(t.b, t.Model, bt.x, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin, true)
 	}
-	scale := float32(1)
-	if t.cfg.Reduction == Mean {
-		scale = 1 / float32(len(rows))
-	}
+	s := t.sampled
+	// The samples of global step Steps()+1, whichever loop runs it.
 	if err := s.draw(t.b, t.cfg.Seed, sampledSeedStream, uint64(t.Optimizer.Steps())); err != nil {
-		return 0, err
+		return nil, err
 	}
 	h, w, bias, err := s.head.headForward(bt.x)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := s.ops.SampledHead(t.cfg.Sampled.Kind, h, w.Value, bias.Value, bt.y, s.samples, s.logQ, t.cfg.Loss.Beta, scale,
-		s.stats, s.head.headInputGrad(), w.Grad, bias.Grad); err != nil {
-		return 0, fmt.Errorf("sampled %v: %w", t.cfg.Sampled.Kind, err)
+		bt.stats, s.head.headInputGrad(), w.Grad, bias.Grad); err != nil {
+		return nil, fmt.Errorf("sampled %v: %w", t.cfg.Sampled.Kind, err)
 	}
-	if err := t.b.ColumnSums(s.sums, 1, s.stats, 0); err != nil {
-		return 0, err
-	}
-	sums := make([]float32, NumSampledStats)
-	if err := t.b.Download(sums, s.sums); err != nil {
-		return 0, err
-	}
-	loss := float64(sums[SampledStatLoss])
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return 0, fmt.Errorf("%w: the batch's sampled loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Sampled.Kind, t.cfg.Optimizer.LR)
-	}
-	if err := s.head.headBackward(); err != nil {
-		return 0, err
-	}
-	return loss, t.Optimizer.Step()
+	return s.head.headBackward, nil
 }
 
 // LogZAudit compares a sampled loss's estimate of log Z with the exact
@@ -163,7 +147,7 @@ func (t *Trainer) logZAudit() (*LogZAudit, error) {
 	a := &LogZAudit{Kind: t.cfg.Sampled.Kind, Samples: t.cfg.Sampled.Samples}
 	n := dd.Host.N
 	stats := make([]float32, bt.size*NumStats)
-	sst := make([]float32, bt.size*NumSampledStats)
+	sst := make([]float32, bt.size*NumStats)
 	rows := make([]int32, 0, bt.size)
 	var sumEx, sumEst, sumD, sumD2, sumB, sumB2 float64
 	for start := 0; start < n; start += bt.size {
@@ -197,7 +181,7 @@ func (t *Trainer) logZAudit() (*LogZAudit, error) {
 		var batchD float64
 		for i := 0; i < end-start; i++ {
 			ex := float64(stats[i*NumStats+StatLogZ])
-			est := float64(sst[i*NumSampledStats+SampledStatLogZHat])
+			est := float64(sst[i*NumStats+StatLogZ])
 			d := est - ex
 			sumEx += ex
 			sumEst += est

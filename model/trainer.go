@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/gputrain/gputrain/comm"
 )
 
 // Reduction says how the per-row losses of a batch combine into the loss
@@ -61,6 +63,12 @@ type Config struct {
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
 	StreamData bool
+	// Schedule varies the learning rate with the global step (schedule.go);
+	// the zero value keeps Optimizer.LR.
+	Schedule Schedule
+	// EarlyStop stops training when the held-out metric stops improving
+	// (earlystop.go); the zero value trains every epoch.
+	EarlyStop EarlyStop
 	// Sampled, when its Kind is set, trains with a sampled approximation
 	// of NLL (sampled softmax or NCE: sampled.go) instead of the exact
 	// loss; evaluation stays exact and audits the sampled log Z.
@@ -120,19 +128,33 @@ func (c Config) Validate() error {
 	if c.Reduction != Mean && c.Reduction != Sum {
 		return fmt.Errorf("unknown reduction %v (valid: mean, sum)", c.Reduction)
 	}
+	if err := c.Schedule.Validate(); err != nil {
+		return fmt.Errorf("learning-rate schedule: %w", err)
+	}
+	if err := c.EarlyStop.Validate(); err != nil {
+		return err
+	}
 	if err := c.validateSampled(); err != nil {
 		return err
 	}
 	return c.validateJoint()
 }
 
-// StepInfo is passed to Trainer.OnStep after every optimizer step.
+// StepInfo is passed to Trainer.OnStep after every step has been issued.
 type StepInfo struct {
-	Epoch      int     // 1-based
-	Step       int     // 1-based within the epoch
-	Steps      int     // steps per epoch
-	GlobalStep int     // steps since the start of training
-	Loss       float64 // mean loss per row of the batch
+	Epoch      int // 1-based
+	Step       int // 1-based within the epoch
+	Steps      int // steps per epoch
+	GlobalStep int // steps since the start of training
+	// Loss is the running mean loss per row over the epoch's first
+	// LossSteps steps, those whose losses have come back from the backend
+	// (NaN while none has). With StepHostSync, and on a backend whose
+	// reads are immediate (cpu), the steps read back lag the step issued by
+	// at most Trainer.LossEvery; on a GPU by at most about 2*LossEvery.
+	Loss      float64
+	LossSteps int
+	// LR is the learning rate of the step (Config.Schedule, schedule.go).
+	LR float64
 }
 
 // EpochResult is passed to Trainer.OnEpoch and returned by Run.
@@ -144,6 +166,11 @@ type EpochResult struct {
 	Eval        *EvalResult
 	Seconds     float64 // training time of the epoch
 	EvalSeconds float64
+	// With Config.EarlyStop: Best marks the epoch whose held-out metric is
+	// the best so far, which is BestValue, reached at epoch BestEpoch.
+	Best      bool
+	BestEpoch int
+	BestValue float64
 }
 
 // Trainer trains an energy model on a data set uploaded once to a Backend.
@@ -156,6 +183,12 @@ type Trainer struct {
 	// KeepMargins makes Evaluate fill EvalResult.Margins with every
 	// held-out row's E_I - E_C (N float32 per evaluation).
 	KeepMargins bool
+	// Step selects how training steps run (see StepMode; the zero value,
+	// StepAuto, is the fastest the backend allows). LossEvery is the
+	// number of steps between read-backs of the losses and of the
+	// divergence check (0: DefaultLossEvery).
+	Step      StepMode
+	LossEvery int
 
 	cfg   Config
 	b     Backend
@@ -176,6 +209,17 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// pipe runs the steps through StepOps (pipeline.go); diverged, once
+	// set, is returned by every later TrainEpoch: a run never continues on
+	// non-finite weights.
+	pipe     *pipeline
+	diverged error
+	checkBuf []float32 // checkWeights' download buffer
+	// dist is the data-parallel state (allreduce.go); nil alone.
+	dist *distributed
+	// dataSHA256 caches DataFingerprint of the training data (integrity.go).
+	dataSHA256 string
+	early      earlyStopState // earlystop.go
 	// sampled is the sampled loss's state (sampledstep.go); nil for the
 	// exact loss.
 	sampled *sampledState
@@ -184,6 +228,10 @@ type Trainer struct {
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
 // be nil) once, and builds the model and optimizer from cfg.Seed.
 func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+	return newTrainer(b, cfg, nil, train, eval)
+}
+
+func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -212,7 +260,14 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 			}
 		}
 	}
+	// A batch of the training rows or more is one step over all of them
+	// (data.go, rowsPerStep): no buffer is sized by a larger one.
+	cfg.Batch = rowsPerStep(cfg.Batch, train.N)
 	t := &Trainer{cfg: cfg, b: b}
+	t.setComm(c)
+	if err := t.checkAgreement(train, eval); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -241,7 +296,7 @@ func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	if t.bt, err = newBatcher(b, cfg.Batch, train.D); err != nil {
+	if t.bt, err = newBatcher(b, t.localBatch(), train.D); err != nil {
 		return nil, err
 	}
 	if cfg.Sampled.Kind != SampledNone {
@@ -268,10 +323,11 @@ func (t *Trainer) StepsPerEpoch() int { return (t.train.Host.N + t.cfg.Batch - 1
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch
-// loss (the error names the epoch and step), or when ctx is done.
+// loss (the error names the epoch and step), when ctx is done, or when
+// Config.EarlyStop says the held-out metric stopped improving.
 func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 	var out []EpochResult
-	for t.epoch < t.cfg.Epochs {
+	for t.epoch < t.cfg.Epochs && !t.early.stopped {
 		start := time.Now()
 		loss, err := t.TrainEpoch(ctx)
 		if err != nil {
@@ -287,6 +343,7 @@ func (t *Trainer) Run(ctx context.Context) ([]EpochResult, error) {
 			r.Eval = &ev
 			r.EvalSeconds = time.Since(start).Seconds()
 		}
+		t.observeEarlyStop(&r)
 		out = append(out, r)
 		if t.OnEpoch != nil {
 			t.OnEpoch(r)
@@ -301,48 +358,68 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 	if t.bt == nil {
 		return 0, errors.New("trainer: used after Close")
 	}
+	if t.diverged != nil {
+		return 0, t.diverged
+	}
+	if ops, ok := t.usePipeline(); ok {
+		return t.trainEpochPipelined(ctx, ops)
+	}
 	epoch := t.epoch + 1
 	n := t.train.Host.N
-	// Rewinding to the epoch's start state makes an epoch that was
-	// interrupted (ctx) or restored from a checkpoint draw the same order.
-	if err := t.pcg.UnmarshalBinary(t.epochRNG); err != nil {
-		return 0, fmt.Errorf("trainer: shuffle state: %w", err)
+	if err := t.shuffle(); err != nil {
+		return 0, err
 	}
-	for i := range t.perm {
-		t.perm[i] = int32(i)
-	}
-	t.rng.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
 	steps := t.StepsPerEpoch()
 	sums := make([]float32, NumStats)
 	total := t.doneLoss
 	for s := t.done; s < steps; s++ {
-		if err := ctx.Err(); err != nil {
+		if err := t.stopRequested(ctx); err != nil {
 			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
 		}
 		rows := t.perm[s*t.cfg.Batch : min((s+1)*t.cfg.Batch, n)]
 		loss, err := t.step(rows, sums)
 		if err != nil {
-			return 0, fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+			err = fmt.Errorf("epoch %d step %d: %w", epoch, s+1, err)
+			if errors.Is(err, ErrDiverged) {
+				t.diverged = err
+			}
+			return 0, err
 		}
 		total += loss
 		t.done, t.doneLoss = s+1, total
 		if t.OnStep != nil {
-			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: loss / float64(len(rows))})
+			t.OnStep(StepInfo{Epoch: epoch, Step: s + 1, Steps: steps, GlobalStep: t.Optimizer.Steps(), Loss: total / float64(min((s+1)*t.cfg.Batch, n)), LossSteps: s + 1, LR: t.learningRate(t.Optimizer.Steps())})
 		}
 	}
 	t.epoch = epoch
 	t.epochRNG, _ = t.pcg.MarshalBinary()
 	t.done, t.doneLoss = 0, 0
+	if err := t.checkReplicas(epoch); err != nil {
+		return 0, err
+	}
 	return total / float64(n), nil
 }
 
-// step trains on the given rows and returns the sum of their losses.
-func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
-	if t.sampled != nil {
-		return t.sampledStep(rows)
+// shuffle draws the epoch's order into perm. Rewinding to the epoch's
+// start state makes an epoch that was interrupted (ctx) or restored from a
+// checkpoint draw the same order.
+func (t *Trainer) shuffle() error {
+	if err := t.pcg.UnmarshalBinary(t.epochRNG); err != nil {
+		return fmt.Errorf("trainer: shuffle state: %w", err)
 	}
+	for i := range t.perm {
+		t.perm[i] = int32(i)
+	}
+	t.rng.Shuffle(len(t.perm), func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	return nil
+}
+
+// step is the host-synchronized step (StepHostSync): it trains on the
+// given rows (this rank's shard of them, data parallel) and returns the
+// sum of their losses.
+func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	bt := t.bt
-	if err := bt.load(t.train, rows); err != nil {
+	if err := bt.load(t.train, t.shard(rows)); err != nil {
 		return 0, err
 	}
 	scale := float32(1)
@@ -350,8 +427,9 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 		scale = 1 / float32(len(rows))
 	}
 	// Forward and the loss (through the fused energy head when the backend
-	// has one: head.go); the backward pass finishes after the check below.
-	backward, err := lossPass(t.b, t.Model, bt.x, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin, true)
+	// has one, head.go, or the sampled loss, sampledstep.go); the layers
+	// below the head run backward before the all-reduce and the check.
+	backward, err := t.trainPass(scale)
 	if err != nil {
 		return 0, err
 	}
@@ -362,15 +440,54 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if err := t.b.Download(sums, bt.sums); err != nil {
 		return 0, err
 	}
-	loss := float64(sums[StatLoss])
+	if err := backward(); err != nil {
+		return 0, err
+	}
+	// The ranks' gradients and losses summed (nothing to do alone).
+	loss, err := t.allReduceStep(float64(sums[StatLoss]))
+	if err != nil {
+		return 0, err
+	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		// Stop before the step: the weights stay those that gave it.
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
 	}
-	if err := backward(); err != nil {
+	o, builtin := t.Optimizer.(*optimizer)
+	if !builtin {
+		return loss, t.Optimizer.Step()
+	}
+	if err := o.stepWith(float32(t.learningRate(o.t + 1))); err != nil {
 		return 0, err
 	}
-	return loss, t.Optimizer.Step()
+	return loss, t.checkWeights()
+}
+
+// checkWeights downloads every parameter and fails, naming them, when one
+// holds a non-finite value: the host-synchronized step's counterpart of
+// FusedOptimizerStep's check. It is only taken on backends without StepOps.
+func (t *Trainer) checkWeights() error {
+	var bad []string
+	for _, p := range t.Model.Params() {
+		if cap(t.checkBuf) < p.Size() {
+			t.checkBuf = make([]float32, p.Size())
+		}
+		v := t.checkBuf[:p.Size()]
+		if err := t.b.Download(v, p.Value); err != nil {
+			return err
+		}
+		var acc float32
+		for _, x := range v {
+			acc += x - x // 0 for every finite x, NaN otherwise
+		}
+		if acc != 0 {
+			bad = append(bad, p.Name)
+		}
+	}
+	if bad != nil {
+		return fmt.Errorf("%w: the %s update with learning rate %g made %s non-finite", ErrDiverged,
+			strings.ToLower(t.cfg.Optimizer.Name), t.learningRate(t.Optimizer.Steps()), strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // ErrDiverged is wrapped by the error Run returns when a batch loss is NaN
@@ -396,6 +513,10 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 // included); the backend itself stays open.
 func (t *Trainer) Close() error {
 	var errs []error
+	if t.pipe != nil {
+		errs = append(errs, t.pipe.free())
+		t.pipe = nil
+	}
 	if t.bt != nil {
 		errs = append(errs, t.bt.free())
 		t.bt = nil

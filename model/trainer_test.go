@@ -2,10 +2,7 @@ package model_test
 
 import (
 	"context"
-	"errors"
 	"math"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -138,42 +135,6 @@ func TestTrainingIsDeterministic(t *testing.T) {
 	if same {
 		t.Fatal("seeds 9 and 10 gave identical weights")
 	}
-}
-
-func TestDivergenceNamesEpochAndStep(t *testing.T) {
-	train, _ := blobs(t, 5)
-	be := cpu.New()
-	defer be.Close()
-	cfg := model.DefaultConfig()
-	cfg.Loss = model.DefaultLoss(model.SquareExp)
-	cfg.Optimizer.Name, cfg.Optimizer.LR = "sgd", 1e6
-	cfg.Batch, cfg.Epochs = 64, 3
-	tr, err := model.NewTrainer(be, cfg, train, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	var lastStep model.StepInfo
-	tr.OnStep = func(s model.StepInfo) { lastStep = s }
-	_, err = tr.Run(context.Background())
-	if !errors.Is(err, model.ErrDiverged) {
-		t.Fatalf("want ErrDiverged, got %v", err)
-	}
-	m := regexp.MustCompile(`epoch (\d+) step (\d+)`).FindStringSubmatch(err.Error())
-	if m == nil {
-		t.Fatalf("error does not name epoch and step: %v", err)
-	}
-	// The failing step is the one after the last completed one.
-	want, wantEpoch := lastStep.Step+1, lastStep.Epoch
-	if lastStep.Step == 0 { // it failed at the very first step
-		want, wantEpoch = 1, 1
-	} else if lastStep.Step == lastStep.Steps {
-		want, wantEpoch = 1, lastStep.Epoch+1
-	}
-	if m[1] != strconv.Itoa(wantEpoch) || m[2] != strconv.Itoa(want) {
-		t.Fatalf("error %q, but the last good step was %+v", err, lastStep)
-	}
-	t.Log(err)
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -99,6 +99,10 @@ run() {
 	note() { summary+=("$1"); echo "gpu-check: $1"; }
 	nvidia-smi | tee "$out/nvidia-smi.txt"
 	cat "$dir/MANIFEST" | tee "$out/manifest.txt"
+	# comm/nccl's one-rank NCCL check loads libnccl.so.2 at run time; the GPU
+	# machine has PyTorch's copy (scripts/find-nccl.sh, docs/DISTRIBUTED.md).
+	export GPUTRAIN_NCCL=${GPUTRAIN_NCCL:-$(bash scripts/find-nccl.sh)}
+	note "NCCL for comm/nccl: ${GPUTRAIN_NCCL:-none found (its NCCL tests skip)}"
 
 	# 1) Tests (conformance, parity, determinism, MNIST cuda vs cpu).
 	for t in "$dir"/*.test; do

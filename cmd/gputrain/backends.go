@@ -7,6 +7,7 @@ import (
 
 	"github.com/gputrain/gputrain/cpu"
 	"github.com/gputrain/gputrain/device"
+	"github.com/gputrain/gputrain/internal/suggest"
 	"github.com/gputrain/gputrain/model"
 )
 
@@ -77,7 +78,7 @@ func checkBackend(name string) error {
 	if how, ok := knownBackends[name]; ok {
 		return fmt.Errorf("backend %q is not built into this binary (%s); built in: %s", name, how, built)
 	}
-	return fmt.Errorf("unknown backend %q (built in: %s)", name, built)
+	return fmt.Errorf("unknown backend %q%s (built in: %s; auto picks one)", quoteShort(name), suggest.Mean(name, append(backendNames(), autoBackend)), built)
 }
 
 func openBackend(name string) (model.Backend, error) {

@@ -88,8 +88,8 @@ type benchReport struct {
 }
 
 func benchAction(c *cli.Context) error {
-	if c.Args().Len() > 0 {
-		return fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return err
 	}
 	o := benchOptions{M: c.Int("m"), N: c.Int("n"), K: c.Int("k"), Rows: c.Int("rows"), Cols: c.Int("cols"),
 		Batch: c.Int("batch"), Inputs: c.Int("inputs"), Classes: c.Int("classes"),
@@ -100,24 +100,30 @@ func benchAction(c *cli.Context) error {
 	}{{"m", o.M}, {"n", o.N}, {"k", o.K}, {"rows", o.Rows}, {"cols", o.Cols}, {"batch", o.Batch},
 		{"inputs", o.Inputs}, {"classes", o.Classes}, {"reps", o.Reps}} {
 		if f.v < 1 {
-			return fmt.Errorf("%s must be >= 1, got %d", f.name, f.v)
+			return usagef("%s must be >= 1, got %d", f.name, f.v)
 		}
 	}
 	if o.Warmup < 0 {
-		return fmt.Errorf("warmup must be >= 0, got %d", o.Warmup)
+		return usagef("warmup must be >= 0, got %d", o.Warmup)
 	}
 	var err error
 	if o.Spec, err = model.ParseSpec(c.String("model")); err != nil {
+		return usage(err)
+	}
+	if err := checkChoice("loss", c.String("loss"), model.LossNames()); err != nil {
 		return err
 	}
 	kind, err := model.ParseLossKind(c.String("loss"))
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	o.Loss = model.DefaultLoss(kind)
+	if err := checkBenchMemory(o); err != nil {
+		return err
+	}
 	name := c.String("backend")
 	if err := checkBackend(name); err != nil {
-		return err
+		return usage(err)
 	}
 	be, err := openBackend(name)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/gputrain/gputrain/dataset"
+	"github.com/gputrain/gputrain/internal/atomicfile"
 	"github.com/gputrain/gputrain/model"
 	"github.com/gputrain/gputrain/model/safetensors"
 )
@@ -20,21 +21,19 @@ import (
 // otherwise: the working directory, a name eval and predict default to.
 const defaultCheckpoint = "gputrain.safetensors"
 
-// exitInterrupted is the status of a run stopped by SIGINT or SIGTERM
-// after saving its checkpoint: 128 + SIGINT, as a shell reports Ctrl-C.
-const exitInterrupted = 130
-
 func checkpointFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "save", Value: defaultCheckpoint, Usage: "write the checkpoint (safetensors) here after every epoch and on Ctrl-C; \"\" saves nothing. With --resume the default is the resumed file"},
 		&cli.StringFlag{Name: "resume", Usage: "continue the training run saved in this checkpoint; other flags may only raise --epochs or change --backend, --data (same data, moved), --save and output"},
+		&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing checkpoint (metrics file, plot) of another run; without it train refuses to"},
+		&cli.BoolFlag{Name: "resume-other-data", Usage: "with --resume: continue even though the training data differs from the data the checkpoint was trained on (its fingerprint)"},
 	}
 }
 
 // resumableFlags are the train flags a resumed run may set to anything.
 // Every other setting comes from the checkpoint, and a flag that says
 // otherwise is refused (Checkpoint.Compatible).
-var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true}
+var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true, "overwrite": true, "resume-other-data": true}
 
 // prepareCheckpointing completes o for --resume and --save: with --resume
 // it reads the checkpoint, takes the run's settings from it (refusing flags
@@ -50,11 +49,22 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 			return nil, err
 		}
 		cfg := mergeResumedConfig(c, o.cfg, ck.Config)
+		if c.IsSet("lr-schedule") {
+			// Epochs in the flag are the checkpoint's epochs of steps.
+			s, err := resolveSchedule(o.scheduleSpec, stepsPerEpoch(ck.Config.Batch, ck.Data.TrainRows))
+			if err != nil {
+				return nil, usage(err)
+			}
+			cfg.Schedule = s
+		}
 		if err := ck.Compatible(cfg); err != nil {
-			return nil, err
+			return nil, usage(err)
+		}
+		if stopped, best := ck.EarlyStopped(); stopped {
+			return nil, usagef("the checkpoint %s is of a run that early stopping ended (its best epoch: %d): nothing to resume; its best checkpoint is %s", path, best, bestPath(path))
 		}
 		if c.IsSet("limit") && o.limit != ck.Data.Limit {
-			return nil, fmt.Errorf("limit %d contradicts the checkpoint %s, which was trained with limit %d", o.limit, path, ck.Data.Limit)
+			return nil, usagef("limit %d contradicts the checkpoint %s, which was trained with limit %d", o.limit, path, ck.Data.Limit)
 		}
 		o.limit = ck.Data.Limit
 		if !c.IsSet("data") {
@@ -66,15 +76,16 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 		// The label columns, like the data, come from the checkpoint: a
 		// joint CSV run resumes without --labels.
 		if o.csv, err = resumedLabels(o.csv, ck, o.data); err != nil {
-			return nil, err
+			return nil, usage(err)
 		}
 		if ck.Epoch > cfg.Epochs {
-			return nil, fmt.Errorf("the checkpoint %s has completed %d epochs, more than --epochs %d", path, ck.Epoch, cfg.Epochs)
+			return nil, usagef("the checkpoint %s has completed %d epochs, more than --epochs %d", path, ck.Epoch, cfg.Epochs)
 		}
 		if ck.Epoch == cfg.Epochs && ck.StepInEpoch == 0 {
-			return nil, fmt.Errorf("the checkpoint %s has completed %d of %d epochs; pass --epochs N with N > %d to train further", path, ck.Epoch, ck.Config.Epochs, ck.Epoch)
+			return nil, usagef("the checkpoint %s has completed %d of %d epochs; pass --epochs N with N > %d to train further", path, ck.Epoch, ck.Config.Epochs, ck.Epoch)
 		}
 		o.cfg, o.resume = cfg, ck
+		ck.AcceptOtherData = c.Bool("resume-other-data")
 		if !c.IsSet("save") {
 			o.save = path
 		}
@@ -82,9 +93,21 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 			norm = &dataset.Normalizer{Mean: ck.Data.Mean, Std: ck.Data.Std}
 		}
 	}
+	if o.cfg.EarlyStop.Patience > 0 && o.save != "" {
+		o.best = bestPath(o.save)
+	}
+	if c.Bool("resume-other-data") && o.resume == nil {
+		return nil, usagef("--resume-other-data goes with --resume")
+	}
 	if o.save != "" {
 		if err := safetensors.CheckWritable(o.save); err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if isRoot() { // data parallel: rank 0 alone writes (distributed.go)
+		var err error
+		if o.claims, err = claimOutputs(c, o); err != nil {
+			return nil, err
 		}
 	}
 	return norm, nil
@@ -127,11 +150,13 @@ func mergeResumedConfig(c *cli.Context, flags, saved model.Config) model.Config 
 	set("weight-decay", func() { cfg.Optimizer.WeightDecay = flags.Optimizer.WeightDecay })
 	set("reduction", func() { cfg.Reduction = flags.Reduction })
 	set("seed", func() { cfg.Seed = flags.Seed })
+	set("early-stop", func() { cfg.EarlyStop = flags.EarlyStop })
+	set("monitor", func() { cfg.EarlyStop.Monitor = flags.EarlyStop.Monitor })
 	return cfg
 }
 
 // interruptedError reports a run stopped by a signal after its checkpoint
-// was saved; run prints it and exits with exitInterrupted.
+// was saved; run prints it and exits with 128 + the signal (exitCode).
 type interruptedError struct {
 	sig         os.Signal
 	path        string
@@ -164,6 +189,7 @@ func (s signalCause) Error() string { return "interrupted by " + s.sig.String() 
 // checkpointer does nothing (no --save).
 type checkpointer struct {
 	path   string
+	best   string // where the best epoch's checkpoint goes ("": not kept)
 	info   model.DataInfo
 	tr     *model.Trainer
 	cancel context.CancelCauseFunc
@@ -187,7 +213,7 @@ func startCheckpointing(ctx context.Context, o runOptions, tr *model.Trainer) (c
 		return ctx, nil, nil
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	ck := &checkpointer{path: o.save, info: o.info, tr: tr, cancel: cancel, sigs: make(chan os.Signal, 1), quit: make(chan struct{})}
+	ck := &checkpointer{path: o.save, best: o.best, info: o.info, tr: tr, cancel: cancel, sigs: make(chan os.Signal, 1), quit: make(chan struct{})}
 	signal.Notify(ck.sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		select {
@@ -200,6 +226,25 @@ func startCheckpointing(ctx context.Context, o runOptions, tr *model.Trainer) (c
 	return ctx, ck, nil
 }
 
+// checkSpace refuses to train when the file system of the checkpoint
+// cannot hold it: its real size (the trainer's checkpoint encoded now),
+// once more for each extra copy (the best checkpoint), is needed free, as
+// the new file is written beside the old one before replacing it.
+func (ck *checkpointer) checkSpace(copies int) error {
+	if ck == nil {
+		return nil
+	}
+	f, err := ck.tr.Checkpoint(ck.info)
+	if err != nil {
+		return err
+	}
+	size, err := safetensors.EncodedSize(f)
+	if err != nil {
+		return err
+	}
+	return atomicfile.CheckSpace(ck.path, size*int64(copies))
+}
+
 // epoch saves the checkpoint of a completed epoch; a failure cancels the
 // run (the error is reported by finish).
 func (ck *checkpointer) epoch(r model.EpochResult) {
@@ -209,6 +254,13 @@ func (ck *checkpointer) epoch(r model.EpochResult) {
 	if err := ck.tr.SaveCheckpoint(ck.path, ck.info); err != nil {
 		ck.err = fmt.Errorf("saving the checkpoint after epoch %d: %w", r.Epoch, err)
 		ck.cancel(ck.err)
+		return
+	}
+	if r.Best && ck.best != "" {
+		if err := ck.tr.SaveCheckpoint(ck.best, ck.info); err != nil {
+			ck.err = fmt.Errorf("saving the best checkpoint after epoch %d: %w", r.Epoch, err)
+			ck.cancel(ck.err)
+		}
 	}
 }
 

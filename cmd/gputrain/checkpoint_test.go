@@ -177,7 +177,7 @@ func TestTrainResumeMatchesUninterrupted(t *testing.T) {
 	if !strings.Contains(out, "# resuming "+half+" after epoch 2, up to epoch 4") {
 		t.Errorf("no resume line:\n%s", out)
 	}
-	if n := strings.Count(out, "\nepoch "); n != 2 || !strings.Contains(out, "\nepoch   3 ") {
+	if n := strings.Count(out, "\nepoch "); n != 2 || !strings.Contains(out, "\nepoch 3/4 ") {
 		t.Errorf("want epoch lines 3 and 4:\n%s", out)
 	}
 	sameParams(t, half, r.full)
@@ -213,16 +213,28 @@ func TestResumeRefusesContradictions(t *testing.T) {
 			if tc.want != "" && !strings.Contains(tc.want, "completed") {
 				args = append(args, "--epochs", "5")
 			}
-			expectOneLineError(t, args, tc.want)
+			code := exitUsage
+			if strings.Contains(tc.want, "inputs") || strings.Contains(tc.want, "classes") {
+				code = exitRuntime // the data, not the command line, differs
+			}
+			expectExit(t, code, args, tc.want)
 		})
 	}
 }
 
+// expectOneLineError expects a usage error (exit 2) saying want.
 func expectOneLineError(t *testing.T, args []string, want string) {
 	t.Helper()
+	expectExit(t, exitUsage, args, want)
+}
+
+// expectExit expects the command to fail with exit status code before
+// training, with one line on stderr saying want.
+func expectExit(t *testing.T, wantCode int, args []string, want string) {
+	t.Helper()
 	code, out, errs := runArgs(args...)
-	if code != 2 {
-		t.Errorf("exit status %d, want 2 (stderr %q)", code, errs)
+	if code != wantCode {
+		t.Errorf("exit status %d, want %d (stderr %q)", code, wantCode, errs)
 	}
 	if regexp.MustCompile(`(?m)^epoch `).MatchString(out) {
 		t.Errorf("trained before refusing:\n%s", out)
@@ -444,7 +456,7 @@ func TestCommandsFailWithOneLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	narrow := writeBlobsCSV(t, dir, 30, 3, 4, 1)
-	wide := write("wide.csv", "1,2,3,4,5,6,7,8\n")
+	wide := write("wide.csv", "1,2,3,4,5,6,7,8,9\n")
 	nan := write("nan.csv", "1,2,3,4,5,6,7\n1,2,x,4,5,6,7\n")
 	labels := filepath.Join(dir, "labels-idx1-ubyte")
 	if err := dataset.WriteIDX(labels, dataset.IDXUint8, []int{3}, []float64{1, 2, 3}); err != nil {
@@ -453,40 +465,42 @@ func TestCommandsFailWithOneLine(t *testing.T) {
 	strLabels := write("names.csv", "cat,1,2,3,4,5,6,7\ndog,1,2,3,4,5,6,7\n")
 	unwritable := filepath.Join(dir, "no-such-dir", "m.safetensors")
 	missing := filepath.Join(dir, "missing.safetensors")
+	const u, rt = exitUsage, exitRuntime
 	for _, tc := range []struct {
+		code int
 		args []string
 		want string
 	}{
-		{[]string{"eval", "--no-such-flag"}, "no-such-flag"},
-		{[]string{"eval", "--model", missing}, missing},
-		{[]string{"eval", "--model", garbage}, garbage},
-		{[]string{"eval", "--model", plain}, "not a gputrain checkpoint"},
-		{[]string{"eval", "--model", reshaped}, "tensor layers.0.weight is F32 [16 7], the model needs F32 [17 7]"},
-		{[]string{"eval", "--model", r.full, "--data", narrow}, "3 features per row"},
-		{[]string{"eval", "--model", r.full, "--data", filepath.Join(dir, "nope")}, filepath.Join(dir, "nope")},
-		{[]string{"eval", "--model", r.full, "--data", strLabels}, "string labels"},
-		{[]string{"eval", "--model", r.full, "--batch", "0"}, "batch must be >= 1"},
-		{[]string{"eval", "--model", r.full, "--backend", "tpu"}, "unknown backend"},
-		{[]string{"eval", "--model", r.full, "extra"}, "unexpected argument"},
-		{[]string{"eval", "--model", ""}, "--model is empty"},
-		{[]string{"predict", "--model", r.full}, "--input is required"},
-		{[]string{"predict", "--model", r.full, "--input", missing}, missing},
-		{[]string{"predict", "--model", r.full, "--input", dir}, "is a directory"},
-		{[]string{"predict", "--model", r.full, "--input", wide}, wide + ":1: 8 features; the model takes 7"},
-		{[]string{"predict", "--model", r.full, "--input", nan}, nan + ":2:3"},
-		{[]string{"predict", "--model", r.full, "--input", labels}, "holds an array of shape [3]"},
-		{[]string{"predict", "--model", r.full, "--input", narrow, "--top", "0"}, "top must be >= 1"},
-		{[]string{"predict", "--model", reshaped, "--input", wide}, "the model needs F32 [17 7]"},
-		{[]string{"predict", "--top", "x"}, "top"},
-		{[]string{"train", "--save", unwritable, "--limit", "10"}, "cannot write there"},
-		{[]string{"train", "--save", dir, "--limit", "10"}, "is a directory"},
-		{[]string{"train", "--resume", missing}, missing},
-		{[]string{"train", "--resume", garbage}, garbage},
-		{[]string{"train", "--resume", reshaped, "--epochs", "9"}, "layers.0.weight"},
-		{[]string{"train", "--data", wide}, "wide.csv"},
+		{u, []string{"eval", "--no-such-flag"}, "no-such-flag"},
+		{rt, []string{"eval", "--model", missing}, missing},
+		{rt, []string{"eval", "--model", garbage}, garbage},
+		{rt, []string{"eval", "--model", plain}, "not a gputrain checkpoint"},
+		{rt, []string{"eval", "--model", reshaped}, "tensor layers.0.weight is F32 [16 7], the model needs F32 [17 7]"},
+		{rt, []string{"eval", "--model", r.full, "--data", narrow}, `has no column "f3", a feature of the model`},
+		{rt, []string{"eval", "--model", r.full, "--data", filepath.Join(dir, "nope")}, filepath.Join(dir, "nope")},
+		{rt, []string{"eval", "--model", r.full, "--data", strLabels}, "string labels"},
+		{u, []string{"eval", "--model", r.full, "--batch", "0"}, "batch must be >= 1"},
+		{u, []string{"eval", "--model", r.full, "--backend", "tpu"}, "unknown backend"},
+		{u, []string{"eval", "--model", r.full, "extra"}, "unexpected argument"},
+		{u, []string{"eval", "--model", ""}, "--model is empty"},
+		{u, []string{"predict", "--model", r.full}, "--input is required"},
+		{rt, []string{"predict", "--model", r.full, "--input", missing}, missing},
+		{rt, []string{"predict", "--model", r.full, "--input", dir}, "is a directory"},
+		{rt, []string{"predict", "--model", r.full, "--input", wide}, wide + ":1: 9 features; the model takes 7 (or 8, the training file's columns with its label)"},
+		{rt, []string{"predict", "--model", r.full, "--input", nan}, nan + ":2:3"},
+		{rt, []string{"predict", "--model", r.full, "--input", labels}, "holds an array of shape [3]"},
+		{u, []string{"predict", "--model", r.full, "--input", narrow, "--top", "0"}, "top must be >= 1"},
+		{rt, []string{"predict", "--model", reshaped, "--input", wide}, "the model needs F32 [17 7]"},
+		{u, []string{"predict", "--top", "x"}, "top"},
+		{rt, []string{"train", "--save", unwritable, "--limit", "10"}, "cannot write there"},
+		{rt, []string{"train", "--save", dir, "--limit", "10"}, "is a directory"},
+		{rt, []string{"train", "--resume", missing}, missing},
+		{rt, []string{"train", "--resume", garbage}, garbage},
+		{rt, []string{"train", "--resume", reshaped, "--epochs", "9"}, "layers.0.weight"},
+		{rt, []string{"train", "--data", wide}, "wide.csv"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			expectOneLineError(t, tc.args, tc.want)
+			expectExit(t, tc.code, tc.args, tc.want)
 		})
 	}
 }
@@ -561,8 +575,9 @@ func TestSignalSavesCheckpoint(t *testing.T) {
 			for sc.Scan() {
 			}
 			err = cmd.Wait()
-			if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
-				t.Fatalf("exit status %d (%v), want %d; stderr %q", code, err, exitInterrupted, stderr.String())
+			want := map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143}[sig]
+			if code := cmd.ProcessState.ExitCode(); code != want {
+				t.Fatalf("exit status %d (%v), want %d; stderr %q", code, err, want, stderr.String())
 			}
 			msg := stderr.String()
 			name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig]

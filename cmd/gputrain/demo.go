@@ -21,9 +21,9 @@ func demoCommand() *cli.Command {
 		Usage: "demonstrations (robot: joint answers vs separate models)",
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return fmt.Errorf("unknown demo %q (valid: robot)", c.Args().First())
+				return choiceError("demo", c.Args().First(), []string{"robot"})
 			}
-			return fmt.Errorf("demo needs a name (valid: robot)")
+			return usagef("demo needs a name (valid: robot)")
 		},
 		OnUsageError: usageError,
 		Subcommands: []*cli.Command{{
@@ -87,6 +87,9 @@ func (o robotOptions) validate() error {
 		return fmt.Errorf("test must be >= 1 row, got %d", o.test)
 	case !(o.noise >= 0):
 		return fmt.Errorf("noise must be >= 0, got %v", o.noise)
+	}
+	if err := checkBytes("simulating the robot's rows", o.train+o.test, 64); err != nil {
+		return err
 	}
 	if _, err := o.config(); err != nil {
 		return err
@@ -302,8 +305,8 @@ func robotTable(rows []robotRow) string {
 }
 
 func parseRobotOptions(c *cli.Context) (robotOptions, error) {
-	if c.Args().Len() > 0 {
-		return robotOptions{}, fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return robotOptions{}, err
 	}
 	o := robotOptions{
 		seed: c.Uint64("seed"), train: c.Int("train"), test: c.Int("test"), epochs: c.Int("epochs"),
@@ -313,7 +316,7 @@ func parseRobotOptions(c *cli.Context) (robotOptions, error) {
 	if o.backend == autoBackend {
 		o.backend, _ = resolveAuto() // so the output names the backend used
 	}
-	return o, o.validate()
+	return o, usage(o.validate())
 }
 
 func robotAction(c *cli.Context) error {

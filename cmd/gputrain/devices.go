@@ -82,7 +82,7 @@ func devicesCommand() *cli.Command {
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return fmt.Errorf("unexpected argument %q (devices takes none)", c.Args().First())
+				return usagef("unexpected argument %q (devices takes none)", quoteShort(c.Args().First()))
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "backends built in: %s\n", strings.Join(backendNames(), ", "))

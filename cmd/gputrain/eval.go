@@ -58,23 +58,23 @@ func (l *loadedModel) close() {
 // inferenceOptions checks the shared flags and reads the checkpoint; the
 // backend is not opened yet (openModel), so that data errors come first.
 func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
-	if c.Args().Len() > 0 {
-		return nil, "", 0, fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return nil, "", 0, err
 	}
 	batch := c.Int("batch")
 	if batch < 1 {
-		return nil, "", 0, fmt.Errorf("batch must be >= 1, got %d", batch)
+		return nil, "", 0, usagef("batch must be >= 1, got %d", batch)
 	}
 	backend := c.String("backend")
 	if backend == autoBackend {
 		backend, _ = resolveAuto()
 	}
 	if err := checkBackend(backend); err != nil {
-		return nil, "", 0, err
+		return nil, "", 0, usage(err)
 	}
 	path := c.String("model")
 	if path == "" {
-		return nil, "", 0, fmt.Errorf("--model is empty: name a checkpoint written by gputrain train")
+		return nil, "", 0, usagef("--model is empty: name a checkpoint written by gputrain train")
 	}
 	ck, err := model.ReadCheckpoint(path)
 	if err != nil {
@@ -84,6 +84,9 @@ func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
 }
 
 func openModel(ck *model.Checkpoint, backend string, batch int) (*loadedModel, error) {
+	if err := checkInferenceMemory(ck, backend, batch); err != nil {
+		return nil, err
+	}
 	b, err := openBackend(backend)
 	if err != nil {
 		return nil, err
@@ -119,7 +122,7 @@ func evalSet(ck *model.Checkpoint, data string) (*dataset.Set, error) {
 		if err := checkDataPath(ck.Data.Source); err != nil {
 			return nil, fmt.Errorf("the data the checkpoint %s was trained on: %w (pass --data)", ck.Path, err)
 		}
-		_, s, err = loadSplitsWith(ck.Data.Source, checkpointLabels(ck))
+		_, s, err = loadSplitsWith(ck.Data.Source, checkpointLabels(ck), checkpointSplits(ck))
 	}
 	if err != nil {
 		return nil, err
@@ -149,6 +152,11 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 	return strconv.AppendFloat(nil, float64(f), 'g', -1, 64), nil
 }
 
+type variableResult struct {
+	Name     string    `json:"name"`
+	Accuracy jsonFloat `json:"accuracy"`
+}
+
 type classResult struct {
 	Class    int       `json:"class"`
 	Name     string    `json:"name,omitempty"`
@@ -174,6 +182,10 @@ type evalReport struct {
 	MeanMargin       jsonFloat     `json:"mean_margin"`
 	MarginViolations jsonFloat     `json:"margin_violations"`
 	PerClass         []classResult `json:"per_class"`
+	// PerVariable, for a joint model: each output variable's accuracy,
+	// the share of rows whose answer has that variable's value right
+	// (Accuracy is the exact match of the whole joint answer).
+	PerVariable []variableResult `json:"per_variable,omitempty"`
 	// Confusion[i][j] counts rows of true class i answered j.
 	Confusion [][]int `json:"confusion"`
 }
@@ -187,7 +199,7 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lm, err := openModel(ck, backend, batch)
+	lm, err := openModel(ck, backend, min(batch, s.N)) // a batch beyond the rows is all of them
 	if err != nil {
 		return err
 	}
@@ -227,6 +239,9 @@ func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
 		// of every row (and a K x K matrix): the summary alone.
 		return largeEvalReport(lm, s, ev), nil
 	}
+	vars := ck.Config.Vars
+	varRight := make([]int, len(vars))
+	got, want := make([]int, len(vars)), make([]int, len(vars))
 	conf := make([][]int, k)
 	for i := range conf {
 		conf[i] = make([]int, k)
@@ -240,7 +255,17 @@ func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
 					best = y
 				}
 			}
-			conf[s.Y[start+r]][best]++
+			y := int(s.Y[start+r])
+			conf[y][best]++
+			if len(vars) > 0 {
+				model.JointValues(vars, best, got)
+				model.JointValues(vars, y, want)
+				for i := range vars {
+					if got[i] == want[i] {
+						varRight[i]++
+					}
+				}
+			}
 		}
 		return nil
 	})
@@ -255,6 +280,9 @@ func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
 	}
 	if len(ck.Config.Vars) > 0 {
 		rep.Model = fmt.Sprintf("joint%v trunk %s", ck.Config.Vars, rep.Model)
+		for i, v := range jointVariables(ck) {
+			rep.PerVariable = append(rep.PerVariable, variableResult{Name: v.Name, Accuracy: jsonFloat(float64(varRight[i]) / float64(s.N))})
+		}
 	}
 	for y := range k {
 		n := 0
@@ -291,6 +319,13 @@ func printEval(w io.Writer, r *evalReport) {
 	if r.PerClass == nil {
 		fmt.Fprintf(w, "\n(%d classes: no per-class accuracy or confusion matrix for word prediction or above %d classes)\n", r.Classes, maxConfusionClasses)
 		return
+	}
+	if len(r.PerVariable) > 0 {
+		var vs []string
+		for _, v := range r.PerVariable {
+			vs = append(vs, fmt.Sprintf("%s %s", v.Name, fmtJF(v.Accuracy, "%.4f")))
+		}
+		fmt.Fprintf(w, "per-variable accuracy (the joint accuracy above is the exact match of all): %s\n", strings.Join(vs, ", "))
 	}
 	fmt.Fprintln(w, "\nper-class accuracy:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -48,6 +48,9 @@ func lossesAction(c *cli.Context) error {
 		if err := opts[i].applyJoint(); err != nil {
 			return err
 		}
+		if err := opts[i].finishConfig(c, train.N); err != nil {
+			return err
+		}
 	}
 	var rows []lossRow
 	for _, o := range opts {
@@ -55,8 +58,12 @@ func lossesAction(c *cli.Context) error {
 		if err != nil && !errors.Is(err, model.ErrDiverged) {
 			return fmt.Errorf("%v: %w", o.cfg.Loss, err)
 		}
-		r := lossRow{loss: o.cfg.Loss, epochs: res, err: err}
-		for _, e := range res {
+		var epochs []model.EpochResult
+		if res != nil {
+			epochs = res.epochs
+		}
+		r := lossRow{loss: o.cfg.Loss, epochs: epochs, err: err}
+		for _, e := range epochs {
 			r.seconds += e.Seconds + e.EvalSeconds
 		}
 		rows = append(rows, r)

@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,25 +15,29 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+	os.Exit(runMain(context.Background(), os.Args, os.Stdout, os.Stderr))
 }
 
-// exitError is the status of every failed run: usage errors and runtime
-// failures alike print one line and exit 2.
-const exitError = 2
-
 // run executes the command line args (args[0] is the program name) and
-// returns the exit status, without calling os.Exit, so tests can drive it.
+// returns the exit status (exit.go), without calling os.Exit, so tests can
+// drive it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
-	if err := app.RunContext(ctx, args); err != nil {
-		fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
-		if ie := (*interruptedError)(nil); errors.As(err, &ie) {
-			return exitInterrupted
+	return runApp(ctx, newApp(stdout, stderr), args, stderr)
+}
+
+// runApp runs app on args: an error is printed as one line, and a panic
+// becomes one line and a report file (crashed), never a stack dump.
+func runApp(ctx context.Context, app *cli.App, args []string, stderr io.Writer) (code int) {
+	defer func() {
+		if v := recover(); v != nil {
+			code = crashed(v, stackOf(), args, stderr)
 		}
-		return exitError
+	}()
+	if err := app.RunContext(ctx, args); err != nil {
+		fmt.Fprintf(stderr, "gputrain: %s\n", capLine(oneLine(err.Error())))
+		return exitCode(err)
 	}
-	return 0
+	return exitOK
 }
 
 // oneLine keeps an error message to one line, whatever the wrapped errors say.
@@ -40,13 +45,14 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// usageError makes cli return flag-parsing errors instead of printing the
-// help text after them.
-func usageError(_ *cli.Context, err error, _ bool) error { return err }
+// usageError makes cli return flag-parsing errors, marked as usage errors,
+// instead of printing the help text after them.
+func usageError(_ *cli.Context, err error, _ bool) error { return usage(err) }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "gputrain",
+		Version:   model.Version,
 		Usage:     "train energy-based models (LeCun et al., A Tutorial on Energy-Based Learning)",
 		Writer:    stdout,
 		ErrWriter: stderr,
@@ -55,7 +61,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:   usageError,
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return fmt.Errorf("unknown command %q (valid: train, eval, predict, losses, bench, demo, devices, help)", c.Args().First())
+				return unknownCommand(c.App, c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -83,6 +89,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+	finishApp(app)
+	return app
 }
 
 func lossFlag() cli.Flag {
@@ -110,7 +118,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}, append(csvFlags(), textFlags()...)...)
+	}, append(append(append(csvFlags(), splitFlags()...), loopFlags()...), textFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -131,6 +139,23 @@ type runOptions struct {
 	info   model.DataInfo
 	// csv holds the label columns of a CSV --data (csvdata.go); nil: column 0.
 	csv *csvLabels
+	// splits says how the data is split (data.go); testPath is its --test
+	// file ("": held out of --data or the IDX test split); best the path
+	// of the best checkpoint ("": none).
+	splits         dataSplits
+	testPath, best string
+	// scheduleSpec is --lr-schedule, resolved once the steps per epoch
+	// are known (schedule.go); defaults says what small-data defaults
+	// chose ("" when none applied, defaults.go).
+	scheduleSpec, defaults string
+	// claims holds the locks on the run's outputs (outputs.go).
+	claims *claimed
+	// watch writes --metrics and --plot (watch.go); nil without them.
+	watch *watcher
+	// finalTest is evaluated once after training (the test set, when the
+	// epochs are evaluated on a validation set); nil otherwise.
+	finalTest *model.Data
+	evalName  string // what the epochs are evaluated on: "test" or "val"
 	// text holds the text-data and sampled-loss flags (textdata.go).
 	text *textOptions
 }
@@ -139,15 +164,18 @@ type runOptions struct {
 // that can be checked before loading data. lossName "" means "not a flag of
 // this command" (NLL, only for the config to validate).
 func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
-	if c.Args().Len() > 0 {
-		return runOptions{}, fmt.Errorf("unexpected argument %q (all settings are flags; see --help)", c.Args().First())
+	if err := noArgs(c.Args().Slice()); err != nil {
+		return runOptions{}, err
+	}
+	if err := checkChoices(c, lossName); err != nil {
+		return runOptions{}, err
 	}
 	cfg := model.DefaultConfig()
 	cfg.Model = c.String("model")
 	cfg.Activation = c.String("activation")
 	kind, err := model.ParseLossKind(lossName)
 	if err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	cfg.Loss = model.Loss{Kind: kind, Beta: c.Float64("beta"), Margin: c.Float64("margin"), Gamma: c.Float64("gamma"), Delta: c.Float64("delta")}
 	cfg.Epochs = c.Int("epochs")
@@ -157,41 +185,77 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 	cfg.Optimizer.Momentum = c.Float64("momentum")
 	cfg.Optimizer.WeightDecay = c.Float64("weight-decay")
 	if cfg.Reduction, err = model.ParseReduction(c.String("reduction")); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	cfg.Seed = c.Uint64("seed")
 	text, err := parseTextOptions(c, &cfg)
 	if err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	o := runOptions{cfg: cfg, backend: c.String("backend"), data: c.String("data"), limit: c.Int("limit"), quiet: c.Bool("quiet"), text: text}
 	if o.limit < 0 {
-		return runOptions{}, fmt.Errorf("limit must be >= 0 (0: all rows), got %d", o.limit)
+		return runOptions{}, usagef("limit must be >= 0 (0: all rows), got %d", o.limit)
 	}
 	if o.backend == autoBackend {
 		o.backend, _ = resolveAuto() // so the output names the backend used
 	}
 	if err := checkBackend(o.backend); err != nil {
-		return runOptions{}, err
+		return runOptions{}, usage(err)
 	}
 	if err := checkDataPath(o.data); err != nil {
 		return runOptions{}, err
 	}
 	if o.csv, err = parseCSVLabels(c, o.data); err != nil {
+		return runOptions{}, usage(err)
+	}
+	if o.splits, err = parseSplits(c); err != nil {
+		return runOptions{}, err
+	}
+	o.testPath = o.splits.test
+	if err := parseLoop(c, &o); err != nil {
 		return runOptions{}, err
 	}
 	return o, nil
 }
 
-// loadData returns the training set (limited) and the test set: an IDX
-// directory, the embedded MNIST, or a CSV file split and standardized (see
-// loadDataInfo in data.go).
-func loadData(o runOptions) (train, test *model.Data, err error) {
-	train, test, _, err = loadDataInfo(o, nil)
-	return train, test, err
+// checkChoices refuses a mistyped choice among the flags c has (loss,
+// optimizer, reduction, activation), suggesting the one meant,
+// before the model package's own checks give the plain list.
+func checkChoices(c *cli.Context, lossName string) error {
+	if lossName != "" {
+		if err := checkChoice("loss", lossName, model.LossNames()); err != nil {
+			return err
+		}
+	}
+	for _, ch := range []struct {
+		flag, what string
+		choices    []string
+	}{
+		{"optimizer", "optimizer", model.OptimizerNames()},
+		{"reduction", "reduction", []string{"mean", "sum"}},
+		{"activation", "activation", model.ActivationNames()},
+	} {
+		if v := c.String(ch.flag); v != "" {
+			if err := checkChoice(ch.what, v, ch.choices); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// loadData returns the training set (limited) and the set evaluated after
+// every epoch: an IDX directory, the embedded MNIST, or a CSV file split
+// and standardized (see loadDataInfo in data.go).
+func loadData(o runOptions) (train, eval *model.Data, err error) {
+	ld, err := loadDataInfo(o, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ld.train, ld.eval, nil
 }
 
 func trainAction(c *cli.Context) error {
@@ -200,9 +264,11 @@ func trainAction(c *cli.Context) error {
 		return err
 	}
 	norm, err := prepareCheckpointing(c, &o)
+	defer o.claims.release()
 	if err != nil {
 		return err
 	}
+	rootOnly(&o) // data parallel: rank 0 saves (distributed.go)
 	// Opened before anything is printed: a backend that cannot start (no
 	// GPU) is then the run's only output, one line on stderr.
 	be, err := openBackend(o.backend)
@@ -210,14 +276,19 @@ func trainAction(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
-	train, test, info, err := loadDataInfo(o, norm)
+	ld, err := loadDataInfo(o, norm)
 	if err != nil {
 		return err
 	}
-	o.info = info
+	train, test := ld.train, ld.eval
+	o.info = ld.info
 	if err := o.applyJoint(); err != nil {
 		return err
 	}
+	if err := o.finishConfig(c, train.N); err != nil {
+		return err
+	}
+	o.finalTest, o.evalName = ld.test, ld.evalName
 	if err := checkResumedData(o, train); err != nil {
 		return err
 	}
@@ -227,38 +298,65 @@ func trainAction(c *cli.Context) error {
 	}
 	defer wt.close()
 	o.keepMargins = wt.keepMargins()
-	// A failed metrics or plot write stops training: the run would
-	// otherwise go on unrecorded.
-	ctx, cancel := context.WithCancel(c.Context)
-	defer cancel()
+	o.watch = wt
+	ctx := c.Context
 	w := c.App.Writer
-	if o.text != nil && o.text.summary != "" {
-		fmt.Fprintln(w, o.text.summary)
+	fmt.Fprintln(w, headerLine(o, train.N, test.N, ld.evalName))
+	if l := distributedLine(o); l != "" {
+		fmt.Fprintln(w, l)
 	}
-	fmt.Fprintf(w, "# %s%s on %d training rows, %d test rows; loss %v%s, %s lr %g, batch %d, backend %s\n",
-		specString(o.cfg), describeJoint(o.cfg), train.N, test.N, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, o.cfg.Batch, o.backend)
+	for _, l := range ld.about {
+		fmt.Fprintln(w, l)
+	}
 	if o.resume != nil {
 		fmt.Fprintln(w, resumeLine(o))
+		if n := ranksNotice(o); n != "" {
+			fmt.Fprintln(w, n)
+		}
 	}
-	_, err = trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
-		fmt.Fprintln(w, epochLine(r))
+	var last model.EpochResult
+	res, err := trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
+		fmt.Fprintln(w, epochLine(r, o.cfg.Epochs, ld.evalName))
 		if x := epochExtra(o.cfg, r); x != "" {
 			fmt.Fprintln(w, x)
 		}
-		if wt.epoch(r) != nil {
-			cancel()
-		}
+		last = r
 	}, c.App.ErrWriter)
-	if werr := wt.errOrNil(); werr != nil {
-		return werr
-	}
 	if err != nil {
 		return err
 	}
 	if o.save != "" {
 		fmt.Fprintf(w, "# checkpoint saved to %s\n", o.save)
 	}
+	for _, l := range res.summary(o, ld) {
+		fmt.Fprintln(w, l)
+	}
+	if o.quiet {
+		return wt.close()
+	}
+	if warn := shortRunWarning(o.cfg, train.N); warn != "" {
+		fmt.Fprintln(c.App.ErrWriter, warn)
+	}
+	if e := last.Eval; e != nil && ld.majorityRate > 0 && e.Accuracy <= ld.majorityRate && train.Classes > 1 {
+		fmt.Fprintf(c.App.ErrWriter, "gputrain: warning: %s accuracy %.4f is no better than always answering the most frequent class, %s (%.4f of the rows): the model learned nothing useful; more epochs, another --lr or --model may help\n",
+			ld.evalName, e.Accuracy, ld.majority, ld.majorityRate)
+	}
 	return wt.close()
+}
+
+// headerLine is train's first line: the model, the data sizes and every
+// setting that decides the run, with what the small-data defaults chose.
+func headerLine(o runOptions, trainRows, evalRows int, evalName string) string {
+	epochs := fmt.Sprintf("%d epochs", o.cfg.Epochs)
+	if o.defaults != "" {
+		epochs += " (" + o.defaults + ")"
+	}
+	sched := ""
+	if !o.cfg.Schedule.IsConstant() {
+		sched = " " + o.cfg.Schedule.String()
+	}
+	return fmt.Sprintf("# %s%s on %d training rows, %d %s rows; loss %v%s, %s lr %g%s, batch %d, %s, backend %s",
+		specString(o.cfg), describeJoint(o.cfg), trainRows, evalRows, evalName, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend)
 }
 
 func specString(cfg model.Config) string {
@@ -269,10 +367,50 @@ func specString(cfg model.Config) string {
 	return s.String()
 }
 
-func epochLine(r model.EpochResult) string {
-	e := r.Eval
-	return fmt.Sprintf("epoch %3d  train loss %9.4f  test acc %.4f  test NLL %8.4f  mean margin %8.3f  margin violations %.4f  %6.1fs",
-		r.Epoch, r.TrainLoss, e.Accuracy, e.NLL, e.Margin, e.Violations, r.Seconds+r.EvalSeconds)
+// epochLine is one epoch's line on stdout, within 80 columns: the mean
+// training loss, then the held-out accuracy, NLL at beta and mean margin
+// E_I - E_C, the time, and a * on the best epoch so far (--early-stop).
+// --metrics has every other statistic.
+func epochLine(r model.EpochResult, epochs int, evalName string) string {
+	s := fmt.Sprintf("epoch %*d/%d  loss %s", len(strconv.Itoa(epochs)), r.Epoch, epochs, g4(r.TrainLoss))
+	if e := r.Eval; e != nil {
+		s += fmt.Sprintf(" | %s acc %.4f  NLL %s  margin %s", evalName, e.Accuracy, g4(e.NLL), g4(e.Margin))
+	}
+	s += "  " + seconds(r.Seconds+r.EvalSeconds)
+	if r.Best {
+		s += " *"
+	}
+	return s
+}
+
+// g4 writes a statistic in about 6 columns: 4 decimals below 10, fewer as
+// the integer part grows, an exponent beyond 10^5.
+func g4(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case a < 10:
+		return strconv.FormatFloat(v, 'f', 4, 64)
+	case a < 100:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	case a < 1000:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case a < 1e5:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'e', 1, 64)
+}
+
+// seconds writes a duration: "0.2s", "12.3s", "2m05s", "1h02m".
+func seconds(s float64) string {
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", int(s)/60, int(s)%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(s)/3600, int(s)%3600/60)
 }
 
 // trainRun trains o.cfg on train with the open backend be (o.backend),
@@ -280,10 +418,17 @@ func epochLine(r model.EpochResult) string {
 // unless o.quiet or progress is not a terminal. It returns the epochs
 // completed, also on error. Everything it allocates on be is freed before
 // it returns; be stays open.
-func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
-	ctx, stopBudget := budgetContext(ctx, o)
+func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *model.Data, onEpoch func(model.EpochResult), progress io.Writer) (*trainResult, error) {
+	if err := checkTrainMemory(o, train, test); err != nil {
+		return nil, err
+	}
+	ctx, stopBudget := budgetContext(ctx, o) // --time-budget: textdata.go
 	defer stopBudget()
-	tr, err := model.NewTrainer(be, o.cfg, train, test)
+	c, err := worldFor(be, progress) // data parallel: distributed.go
+	if err != nil {
+		return nil, err
+	}
+	tr, err := model.NewDistributedTrainer(be, o.cfg, c, train, test)
 	if err != nil {
 		return nil, err
 	}
@@ -297,17 +442,51 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	if err != nil {
 		return nil, err
 	}
-	bar := newProgress(progress, o.quiet, tr.StepsPerEpoch(), o.cfg.Epochs)
+	copies := 1
+	if o.best != "" {
+		copies = 2
+	}
+	if err := ck.checkSpace(copies); err != nil {
+		return nil, err
+	}
+	// A failed metrics or plot write stops training: the run would
+	// otherwise go on unrecorded.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	bar := newProgress(progress, o.quiet, tr.StepsPerEpoch(), o.cfg.Epochs, test)
+	if o.evalName != "" {
+		bar.evalName = o.evalName
+	}
+	bar.batch, bar.trainRows = tr.Config().Batch, train.N
 	tr.OnStep = bar.step
 	tr.OnEpoch = func(r model.EpochResult) {
 		bar.done()
+		// The metrics line first, then the checkpoint: a kill between
+		// them leaves a line for an epoch the checkpoint lacks, which the
+		// resumed run drops and writes again (metrics.Resume); the other
+		// order would lose the line for good.
+		if err := o.watch.epoch(r); err != nil {
+			cancel(err)
+			return
+		}
 		ck.epoch(r) // before the epoch is reported: its line means it is saved
 		if onEpoch != nil {
 			onEpoch(r)
 		}
 	}
-	res, err := tr.Run(ctx)
+	epochs, err := tr.Run(ctx)
 	bar.done()
-	res, err = budgetDone(ctx, o, tr, res, err, onEpoch, progress)
-	return res, ck.finish(ctx, err)
+	epochs, err = budgetDone(ctx, o, tr, epochs, err, progress)
+	res := &trainResult{epochs: epochs}
+	if werr := o.watch.errOrNil(); werr != nil {
+		return res, werr
+	}
+	if err == nil {
+		err = onTrained(tr, progress)
+	}
+	if err := ck.finish(ctx, err); err != nil {
+		return res, err
+	}
+	res.stopped, res.bestEpoch, res.best = tr.EarlyStopped()
+	return res, res.finalTest(o, be, tr)
 }

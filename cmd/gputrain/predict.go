@@ -1,14 +1,10 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,20 +30,20 @@ func predictCommand() *cli.Command {
 }
 
 // readInputs reads unlabelled inputs for ck's model: n rows of ck.Inputs
-// features, raw (not yet normalized). Errors name the file.
-func readInputs(path string, ck *model.Checkpoint) (x []float32, n int, err error) {
+// features, raw (not yet normalized), from an IDX or CSV file (plain or
+// gzip'd; the content decides) or a FIFO. A CSV file in the training
+// layout has its label column dropped and its columns matched by name
+// (dataset.LoadCSVInputs); note says how it was read. Errors name the file.
+func readInputs(path string, ck *model.Checkpoint) (x []float32, n int, note string, err error) {
 	if st, err := os.Stat(path); err != nil {
-		return nil, 0, fmt.Errorf("input: %w", err)
+		return nil, 0, "", fmt.Errorf("input: %w", err)
 	} else if st.IsDir() {
-		return nil, 0, fmt.Errorf("input %s is a directory; want an IDX or CSV file", path)
+		return nil, 0, "", fmt.Errorf("input %s is a directory; want an IDX or CSV file", path)
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".csv", ".txt", ".tsv":
-		return readCSVInputs(path, ck.Inputs)
-	}
-	idx, err := dataset.ReadIDX(path)
-	if err != nil {
-		return nil, 0, err
+	layout := dataset.InputLayout{Features: ck.Data.FeatureNames, Labels: ck.Data.LabelNames, LabelIndex: ck.Data.LabelIndex, Columns: ck.Data.CSVColumns, D: ck.Inputs}
+	idx, x, n, note, err := dataset.ReadInputs(path, layout)
+	if err != nil || idx == nil {
+		return x, n, note, err
 	}
 	d := ck.Inputs
 	dims := idx.Dims
@@ -61,7 +57,7 @@ func readInputs(path string, ck *model.Checkpoint) (x []float32, n int, err erro
 		if len(dims) >= 2 {
 			per = dims[1:]
 		}
-		return nil, 0, fmt.Errorf("%s holds an array of shape %v (inputs of shape %v); the model %s takes inputs of shape %v (%d features)", path, dims, per, ck.Path, ck.Data.InputShape, d)
+		return nil, 0, "", fmt.Errorf("%s holds an array of shape %v (inputs of shape %v); the model %s takes inputs of shape %v (%d features)", path, dims, per, ck.Path, ck.Data.InputShape, d)
 	}
 	x = make([]float32, n*d)
 	for i := range x {
@@ -70,68 +66,11 @@ func readInputs(path string, ck *model.Checkpoint) (x []float32, n int, err erro
 			v /= 255 // as LoadIDXDir scales training images
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32 {
-			return nil, 0, fmt.Errorf("%s: value %v of input %d is not a finite float32", path, v, i/d)
+			return nil, 0, "", fmt.Errorf("%s: value %v of input %d is not a finite float32", path, v, i/d)
 		}
 		x[i] = float32(v)
 	}
-	return x, n, nil
-}
-
-// readCSVInputs reads rows of exactly d numbers; a first row that is not
-// all numbers is a header.
-func readCSVInputs(path string, d int) ([]float32, int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("input: %w", err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = -1
-	r.TrimLeadingSpace = true
-	if strings.EqualFold(filepath.Ext(path), ".tsv") {
-		r.Comma = '\t'
-	}
-	var x []float32
-	n := 0
-	for first := true; ; first = false {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return nil, 0, fmt.Errorf("%s:%d:%d: %v", path, pe.Line, pe.Column, pe.Err)
-			}
-			return nil, 0, fmt.Errorf("%s: %w", path, err)
-		}
-		line, _ := r.FieldPos(0)
-		vals := make([]float32, 0, len(rec))
-		bad := -1
-		for j, s := range rec {
-			v, err := strconv.ParseFloat(strings.TrimSpace(s), 32)
-			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				bad = j
-				break
-			}
-			vals = append(vals, float32(v))
-		}
-		if bad >= 0 {
-			if first {
-				continue // a header
-			}
-			return nil, 0, fmt.Errorf("%s:%d:%d: %q is not a finite number", path, line, bad+1, rec[bad])
-		}
-		if len(vals) != d {
-			return nil, 0, fmt.Errorf("%s:%d: %d features; the model takes %d", path, line, len(vals), d)
-		}
-		x = append(x, vals...)
-		n++
-	}
-	if n == 0 {
-		return nil, 0, fmt.Errorf("%s: no inputs", path)
-	}
-	return x, n, nil
+	return x, n, "", nil
 }
 
 type rankedJSON struct {
@@ -161,6 +100,7 @@ type predictReport struct {
 	Checkpoint  string           `json:"checkpoint"`
 	Model       string           `json:"model"`
 	Input       string           `json:"input"`
+	InputLayout string           `json:"input_layout,omitempty"` // how a CSV file's columns were read
 	Classes     int              `json:"classes"`
 	Beta        float64          `json:"beta"`
 	Variables   []jointVarJSON   `json:"variables,omitempty"` // joint models only
@@ -237,13 +177,13 @@ func predictAction(c *cli.Context) error {
 	}
 	top := c.Int("top")
 	if top < 1 {
-		return fmt.Errorf("top must be >= 1, got %d", top)
+		return usagef("top must be >= 1, got %d", top)
 	}
 	in := c.String("input")
 	if in == "" {
-		return errors.New("--input is required: an IDX or CSV file of inputs")
+		return usagef("--input is required: an IDX or CSV file of inputs")
 	}
-	x, n, err := readInputs(in, ck)
+	x, n, note, err := readInputs(in, ck)
 	if err != nil {
 		return err
 	}
@@ -253,7 +193,7 @@ func predictAction(c *cli.Context) error {
 			return err
 		}
 	}
-	lm, err := openModel(ck, backend, batch)
+	lm, err := openModel(ck, backend, min(batch, n))
 	if err != nil {
 		return err
 	}
@@ -266,8 +206,8 @@ func predictAction(c *cli.Context) error {
 		}
 		return ""
 	}
-	rep := &predictReport{Checkpoint: ck.Path, Model: ck.Spec().String(), Input: in, Classes: k, Beta: beta}
-	err = model.Energies(lm.b, lm.m, x, n, batch, func(start int, e []float32) error {
+	rep := &predictReport{Checkpoint: ck.Path, Model: ck.Spec().String(), Input: in, InputLayout: note, Classes: k, Beta: beta}
+	err = model.Energies(lm.b, lm.m, x, n, lm.batch, func(start int, e []float32) error {
 		for r := 0; r*k < len(e); r++ {
 			ranked, _ := model.Rank(e[r*k:(r+1)*k], beta, top)
 			p := predictionJSON{Row: start + r}
@@ -283,7 +223,7 @@ func predictAction(c *cli.Context) error {
 		return err
 	}
 	if jm, ok := lm.m.(*model.JointModel); ok {
-		if err := addJointPredictions(rep, ck, lm.b, jm, x, n, batch); err != nil {
+		if err := addJointPredictions(rep, ck, lm.b, jm, x, n, lm.batch); err != nil {
 			return err
 		}
 	}
@@ -308,6 +248,11 @@ func predictAction(c *cli.Context) error {
 		fmt.Fprintf(w, "# row answer energy probability | top %d: answer energy probability, ... | marginals P(y_i = v | X): variable v:p ..., ...\n", min(top, k))
 	} else {
 		fmt.Fprintf(w, "# %s (%s): %d inputs from %s, %d answers, probabilities at beta %g\n", rep.Model, ck.Path, n, in, k, beta)
+	}
+	if note != "" {
+		fmt.Fprintf(w, "# %s: %s\n", in, note)
+	}
+	if rep.Variables == nil {
 		fmt.Fprintf(w, "# row answer energy probability | top %d: answer energy probability, ...\n", min(top, k))
 	}
 	for _, p := range rep.Predictions {

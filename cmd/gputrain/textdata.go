@@ -32,8 +32,6 @@ func isTextData(path string) bool { return strings.HasPrefix(path, textPrefix) }
 type textOptions struct {
 	window, minCount, vocab int
 	budget                  time.Duration
-	// summary describes the loaded text, for the header of train.
-	summary string
 }
 
 func textFlags() []cli.Flag {
@@ -65,6 +63,12 @@ func parseTextOptions(c *cli.Context, cfg *model.Config) (*textOptions, error) {
 		}
 	}
 	if name := c.String("sampled"); name != "" {
+		if err := checkChoice("sampled loss", name, []string{"none", "softmax", "nce"}); err != nil {
+			return nil, err
+		}
+		if err := checkChoice("proposal", c.String("proposal"), []string{model.ProposalUnigram, model.ProposalUniform}); err != nil {
+			return nil, err
+		}
 		kind, err := model.ParseSampledKind(name)
 		if err != nil {
 			return nil, err
@@ -92,8 +96,13 @@ func checkTextPath(path string) error {
 	return nil
 }
 
-// loadTextInfo loads --data text:FILE as loadDataInfo loads other data.
-func loadTextInfo(o runOptions) (train, test *model.Data, info model.DataInfo, err error) {
+// loadTextInfo loads --data text:FILE as loadDataInfo loads other data:
+// the held-out sentences are the set evaluated after every epoch (text
+// data has its own split: --test and --val-split do not apply).
+func loadTextInfo(o runOptions) (*loadedData, error) {
+	if o.splits.test != "" || o.splits.valFrac > 0 {
+		return nil, usagef("--data %s: text data has its own held-out sentences; --test and --val-split do not apply", o.data)
+	}
 	file := strings.TrimPrefix(o.data, textPrefix)
 	t := o.text
 	if t == nil {
@@ -101,26 +110,29 @@ func loadTextInfo(o runOptions) (train, test *model.Data, info model.DataInfo, e
 	}
 	corpus, err := dataset.LoadText(file, dataset.TextOptions{Window: t.window, MinCount: t.minCount, MaxVocab: t.vocab})
 	if err != nil {
-		return nil, nil, info, err
+		return nil, err
 	}
 	tr, te := corpus.Train, corpus.Test
 	if o.limit > 0 && o.limit < tr.N {
 		if tr, err = tr.Subset(o.limit); err != nil {
-			return nil, nil, info, err
+			return nil, err
 		}
+	}
+	if te.N == 0 {
+		return nil, fmt.Errorf("%s: no held-out sentence (%.0f%% of %d)", file, 100*corpus.Options.TestFraction, corpus.Sentences)
 	}
 	abs, err := filepath.Abs(file)
 	if err != nil {
-		return nil, nil, info, err
+		return nil, err
 	}
-	t.summary = fmt.Sprintf("# %s: %d words in %d sentences; vocabulary %d (min count %d, %.2f%% of the words <unk>); window %d each side; %.0f%% of the sentences held out",
+	summary := fmt.Sprintf("# %s: %d words in %d sentences; vocabulary %d (min count %d, %.2f%% of the words <unk>); window %d each side; %.0f%% of the sentences held out",
 		file, corpus.Tokens, corpus.Sentences, len(corpus.Vocab), corpus.Options.MinCount, 100*corpus.Unknown, corpus.Options.Window, 100*corpus.Options.TestFraction)
-	info = model.DataInfo{Dataset: textPrefix + filepath.Base(file), Source: textPrefix + abs, InputShape: []int{tr.D},
+	info := model.DataInfo{Dataset: textPrefix + filepath.Base(file), Source: textPrefix + abs, InputShape: []int{tr.D},
 		ClassNames: corpus.Vocab, TrainRows: tr.N, Limit: o.limit, TestFraction: corpus.Options.TestFraction}
 	conv := func(s *dataset.Set) *model.Data {
 		return &model.Data{X: s.X, Y: s.Y, N: s.N, D: s.D, Classes: s.Classes}
 	}
-	return conv(tr), conv(te), info, nil
+	return &loadedData{train: conv(tr), eval: conv(te), evalName: "test", info: info, about: []string{summary}}, nil
 }
 
 // textEvalSet loads the held-out sentences of text data for a checkpoint,
@@ -158,9 +170,10 @@ func budgetContext(ctx context.Context, o runOptions) (context.Context, context.
 }
 
 // budgetDone turns a run the time budget stopped into a finished one: the
-// model as it stands is evaluated (reported through onEpoch, its Epoch
-// the one in progress) and, with --save, saved mid-epoch (resumable).
-func budgetDone(ctx context.Context, o runOptions, tr *model.Trainer, res []model.EpochResult, err error, onEpoch func(model.EpochResult), progress io.Writer) ([]model.EpochResult, error) {
+// model as it stands is evaluated and reported through the trainer's
+// OnEpoch (the progress line, --metrics, the checkpoint saved mid-epoch:
+// resumable), its Epoch the one in progress.
+func budgetDone(ctx context.Context, o runOptions, tr *model.Trainer, res []model.EpochResult, err error, progress io.Writer) ([]model.EpochResult, error) {
 	if err == nil || !errors.Is(context.Cause(ctx), errBudget) {
 		return res, err
 	}
@@ -175,13 +188,8 @@ func budgetDone(ctx context.Context, o runOptions, tr *model.Trainer, res []mode
 		return res, eerr
 	}
 	r.Eval, r.EvalSeconds = &ev, time.Since(start).Seconds()
-	if o.save != "" {
-		if serr := tr.SaveCheckpoint(o.save, o.info); serr != nil {
-			return res, fmt.Errorf("saving the checkpoint at the time budget: %w", serr)
-		}
-	}
-	if onEpoch != nil {
-		onEpoch(r)
+	if tr.OnEpoch != nil {
+		tr.OnEpoch(r)
 	}
 	return append(res, r), nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -37,13 +36,13 @@ type watcher struct {
 // neither flag is set.
 func newWatcher(c *cli.Context, o runOptions, trainRows int) (*watcher, error) {
 	mp, pp := c.String("metrics"), c.String("plot")
-	if mp == "" && pp == "" {
+	if mp == "" && pp == "" || !isRoot() { // data parallel: rank 0 records
 		return nil, nil
 	}
 	// A flag of another engineer's resume feature: "" when absent.
 	resuming := c.String("resume") != ""
 	wt := &watcher{metricsPath: mp, plotPath: pp, lossMargin: o.cfg.Loss.Margin,
-		stepsPerEpoch: (trainRows + o.cfg.Batch - 1) / o.cfg.Batch,
+		stepsPerEpoch: ceilDiv(trainRows, max(min(o.cfg.Batch, trainRows), 1)),
 		base: metrics.Record{Backend: o.backend, Model: specString(o.cfg), Loss: o.cfg.Loss.String(),
 			Optim: o.cfg.Optimizer.Name, LR: metrics.Float(o.cfg.Optimizer.LR), Batch: o.cfg.Batch}}
 	if pp != "" {
@@ -52,17 +51,14 @@ func newWatcher(c *cli.Context, o runOptions, trainRows int) (*watcher, error) {
 		}
 	}
 	if mp != "" {
-		if resuming {
-			if _, err := os.Stat(mp); err == nil {
-				old, err := metrics.Read(mp)
-				if err != nil {
-					return nil, err
-				}
-				wt.history = metrics.Latest(old)
-			}
-		}
 		var err error
-		if wt.w, err = metrics.Create(mp, resuming); err != nil {
+		if resuming {
+			var kept []metrics.Record
+			if wt.w, kept, err = metrics.Resume(mp, o.resume.Epoch); err != nil {
+				return nil, err
+			}
+			wt.history = metrics.Latest(kept)
+		} else if wt.w, err = metrics.Create(mp, false); err != nil {
 			return nil, err
 		}
 	}
@@ -136,3 +132,6 @@ func (wt *watcher) close() error {
 	wt.w = nil // closed once, whether by the deferred call or the explicit one
 	return w.Close()
 }
+
+// ceilDiv is ceil(a / b) for a >= 0, b >= 1, without overflow.
+func ceilDiv(a, b int) int { return a/b + min(a%b, 1) }

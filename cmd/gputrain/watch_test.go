@@ -89,7 +89,7 @@ func TestTrainUnwritableOutputs(t *testing.T) {
 		{"--plot", dir},
 	} {
 		code, out, errs := runArgs(append([]string{"train", "--limit", "100", "--epochs", "1", "--quiet", "--save", ""}, args...)...)
-		if code != 2 || strings.Contains(out, "epoch") || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, args[1]) {
+		if code != exitRuntime || strings.Contains(out, "epoch") || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, args[1]) {
 			t.Errorf("%v: status %d, stdout %q, stderr %q", args, code, out, errs)
 		}
 	}

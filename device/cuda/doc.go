@@ -1,10 +1,12 @@
-//go:build cuda
-
 // Package cuda is a device.Driver for NVIDIA GPUs through the CUDA driver
 // API (gorgonia.org/cu v0.9.6). It is the only code that calls CUDA, and it
 // is compiled only with the build tag cuda:
 //
 //	go build -tags cuda ./cmd/gputrain
+//
+// In a default build (no tag) the package holds this documentation alone,
+// so that `go doc ./device/cuda` explains it anywhere; the driver itself,
+// New, Devices and Available, exist only with the tag.
 //
 // # Why the build tag
 //

@@ -22,34 +22,79 @@ const defaultSharedLimit = 48 << 10
 // driver is a device.Driver on one GPU through the CUDA driver API.
 //
 // Threads: a CUDA context is current per OS thread, while a goroutine may
-// move between threads at any call. Every method therefore locks its
-// goroutine to its thread for the duration of the call and makes the
-// context current there first (cuCtxSetCurrent is a thread-local store, so
-// this costs two cgo calls, not a thread switch as a channel to one
-// dedicated goroutine would on every launch). A context may be current on
-// several threads at once, so this is correct for any caller; the driver,
-// like device.Driver, is still not safe for concurrent use.
+// move between threads at any call. The launches, asynchronous copies,
+// events and graphs (stream.go) are each one cgo call that makes the
+// context current first if it is not (cuCtxGetCurrent, a thread-local
+// read): one cgo call stays on one thread. The other methods lock their
+// goroutine to its thread for the call and make the context current there.
+// A context may be current on several threads at once, so this is correct
+// for any caller; the driver, like device.Driver, is still not safe for
+// concurrent use.
 //
 // Ordering: all launches and copies go to one stream in issue order, so
 // each sees the effects of the previous ones, as device.Driver requires.
+//
+// Per launch the host does: the shape checks, a map lookup of the cached
+// function, and one cgo call that builds the argument pointers on the C
+// stack and calls cuLaunchKernel; no allocation, no formatting (a
+// description is built only for an error). gorgonia.org/cu's Launch, used
+// before, malloc'ed and freed two C arrays per launch, and the driver
+// formatted the launch's description and locked the thread each time
+// (BenchmarkLaunchHostOverhead compares the two).
 type driver struct {
-	info    Info
-	dev     cu.Device
-	ctx     cu.CUContext
-	mod     cu.Module
-	stream  cu.Stream
-	start   cu.Event
-	stop    cu.Event
-	funcs   map[string]*kernel
-	allocs  map[device.Ptr]int64 // live allocations: base -> bytes
-	closed  bool
-	lastRun string // the last launch, to name it when an asynchronous error surfaces
+	info   Info
+	dev    cu.Device
+	ctx    cu.CUContext
+	mod    cu.Module
+	stream cu.Stream
+	start  cu.Event
+	stop   cu.Event
+	funcs  map[string]*kernel
+	allocs map[device.Ptr]int64 // live allocations: base -> bytes
+	closed bool
+	last   lastOp // the last launch or copy, to name it when an asynchronous error surfaces
+
+	// The C handles of ctx and stream, for the calls of stream.go.
+	ctxH, streamH unsafe.Pointer
+	// Stream capture (GraphCapturer): capFail is the first operation
+	// refused during the capture under way.
+	capturing bool
+	capFail   error
+	graphs    map[device.Graph]unsafe.Pointer // CUgraphExec
+	nextGraph device.Graph
+	// AsyncCopier: pinned allocations (base -> bytes) and the event pool
+	// of the fences (fence f is events[f-1]).
+	pinned     map[unsafe.Pointer]int
+	events     []unsafe.Pointer
+	freeEvents []int
 }
 
 // kernel is a function of the module, looked up once by name.
 type kernel struct {
 	fn        cu.Function
-	maxShared int // dynamic shared memory the function is currently allowed (without opting in: 48 KiB less its static)
+	fnH       unsafe.Pointer // its CUfunction
+	maxShared int            // dynamic shared memory the function is currently allowed (without opting in: 48 KiB less its static)
+}
+
+// lastOp describes the last launch or copy issued, cheaply: it is recorded
+// on every launch and formatted only for an error.
+type lastOp struct {
+	kind          string // a kernel name, "CopyDevice", "CopyOutAsync" or "graph"
+	grid, block   device.Dim3
+	shared, nargs int
+	bytes         int64 // copies: their size; graph: its number
+}
+
+func (l lastOp) String() string {
+	switch l.kind {
+	case "":
+		return "none"
+	case "CopyDevice", "CopyOutAsync":
+		return fmt.Sprintf("%s of %d bytes", l.kind, l.bytes)
+	case "graph":
+		return fmt.Sprintf("graph %d", l.bytes)
+	}
+	return launchString(l.kind, l.grid, l.block, l.shared, l.nargs)
 }
 
 var _ device.Driver = (*driver)(nil)
@@ -80,6 +125,8 @@ func New(ordinal int) (device.Driver, error) {
 		dev:    cu.Device(ordinal),
 		funcs:  make(map[string]*kernel),
 		allocs: make(map[device.Ptr]int64),
+		graphs: make(map[device.Graph]unsafe.Pointer),
+		pinned: make(map[unsafe.Pointer]int),
 	}
 
 	runtime.LockOSThread()
@@ -109,6 +156,7 @@ func New(ordinal int) (device.Driver, error) {
 	if d.stream, err = cu.MakeStream(cu.DefaultStream); err != nil {
 		return fail("creating a stream", err)
 	}
+	d.ctxH, d.streamH = handle(d.ctx), handle(d.stream)
 	if d.start, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
 		return fail("creating a timing event", err)
 	}
@@ -152,6 +200,9 @@ func (d *driver) Alloc(bytes int64) (device.Ptr, error) {
 	if bytes <= 0 {
 		return 0, fmt.Errorf("cuda: Alloc of %d bytes: the size must be > 0", bytes)
 	}
+	if d.capturing {
+		return 0, d.refuse("Alloc")
+	}
 	leave, err := d.enter("Alloc")
 	if err != nil {
 		return 0, err
@@ -172,6 +223,9 @@ func (d *driver) Alloc(bytes int64) (device.Ptr, error) {
 }
 
 func (d *driver) Free(p device.Ptr) error {
+	if d.capturing {
+		return d.refuse("Free")
+	}
 	size, ok := d.allocs[p]
 	if !ok {
 		return fmt.Errorf("cuda: Free of %#x: not an allocation of this driver (or already freed)", uint64(p))
@@ -206,6 +260,9 @@ func (d *driver) CopyIn(dst device.Ptr, src []byte) error {
 	if len(src) == 0 {
 		return nil
 	}
+	if d.capturing {
+		return d.refuse("CopyIn")
+	}
 	if err := d.checkRange("CopyIn", dst, int64(len(src))); err != nil {
 		return err
 	}
@@ -230,6 +287,9 @@ func (d *driver) CopyIn(dst device.Ptr, src []byte) error {
 func (d *driver) CopyOut(dst []byte, src device.Ptr) error {
 	if len(dst) == 0 {
 		return nil
+	}
+	if d.capturing {
+		return d.refuse("CopyOut")
 	}
 	if err := d.checkRange("CopyOut", src, int64(len(dst))); err != nil {
 		return err
@@ -269,7 +329,7 @@ func (d *driver) CopyDevice(dst, src device.Ptr, bytes int64) error {
 	if err := cu.MemcpyDtoDAsync(cu.DevicePtr(dst), cu.DevicePtr(src), bytes, d.stream); err != nil {
 		return fmt.Errorf("cuda: CopyDevice of %d bytes from %#x to %#x: %w", bytes, uint64(src), uint64(dst), err)
 	}
-	d.lastRun = fmt.Sprintf("CopyDevice of %d bytes from %#x to %#x", bytes, uint64(src), uint64(dst))
+	d.last = lastOp{kind: "CopyDevice", bytes: bytes}
 	return nil
 }
 
@@ -293,7 +353,7 @@ func (d *driver) function(name string) (*kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cuda: reading the static shared memory of kernel %q: %w", name, err)
 	}
-	k := &kernel{fn: fn, maxShared: max(0, defaultSharedLimit-static)}
+	k := &kernel{fn: fn, fnH: handle(fn), maxShared: max(0, defaultSharedLimit-static)}
 	d.funcs[name] = k
 	return k, nil
 }
@@ -314,45 +374,54 @@ func one(v int) int {
 func (d *driver) Launch(name string, grid, block device.Dim3, sharedBytes int, args ...uint64) error {
 	grid.Y, grid.Z = one(grid.Y), one(grid.Z)
 	block.Y, block.Z = one(block.Y), one(block.Z)
-	what := launchString(name, grid, block, sharedBytes, len(args))
+	what := func() string { return launchString(name, grid, block, sharedBytes, len(args)) }
 	switch {
+	case d.closed:
+		return fmt.Errorf("cuda: launch of %s: the driver is closed", name)
 	case grid.X <= 0 || grid.Y < 0 || grid.Z < 0 || block.X <= 0 || block.Y < 0 || block.Z < 0:
-		return fmt.Errorf("cuda: launch of %s: grid and block sizes must be positive", what)
+		return fmt.Errorf("cuda: launch of %s: grid and block sizes must be positive", what())
 	case block.X*block.Y*block.Z > 1024:
-		return fmt.Errorf("cuda: launch of %s: %d threads per block, CUDA allows at most 1024", what, block.X*block.Y*block.Z)
+		return fmt.Errorf("cuda: launch of %s: %d threads per block, CUDA allows at most 1024", what(), block.X*block.Y*block.Z)
 	case grid.Y > 65535 || grid.Z > 65535 || grid.X > 1<<31-1:
-		return fmt.Errorf("cuda: launch of %s: grid too large (at most 2^31-1 x 65535 x 65535 blocks)", what)
+		return fmt.Errorf("cuda: launch of %s: grid too large (at most 2^31-1 x 65535 x 65535 blocks)", what())
 	case sharedBytes < 0:
-		return fmt.Errorf("cuda: launch of %s: negative shared memory size", what)
+		return fmt.Errorf("cuda: launch of %s: negative shared memory size", what())
+	case len(args) > maxLaunchArgs:
+		return fmt.Errorf("cuda: launch of %s: more than %d arguments", what(), maxLaunchArgs)
 	}
+	k, ok := d.funcs[name]
+	if !ok || sharedBytes > k.maxShared {
+		// The first launch of a kernel, or one that needs more shared
+		// memory than it was allowed: calls that need the context.
+		if err := d.prepare(name, &k, sharedBytes, what); err != nil {
+			return err
+		}
+	}
+	if err := d.launchRaw(k.fnH, grid, block, sharedBytes, args); err != nil {
+		return fmt.Errorf("cuda: launch of %s: %w%s", what(), err, d.limits(k))
+	}
+	d.last = lastOp{kind: name, grid: grid, block: block, shared: sharedBytes, nargs: len(args)}
+	return nil
+}
+
+// prepare looks the kernel up (first launch) and raises its dynamic shared
+// memory limit when a launch needs more.
+func (d *driver) prepare(name string, k **kernel, sharedBytes int, what func() string) error {
 	leave, err := d.enter("Launch")
 	if err != nil {
 		return err
 	}
 	defer leave()
-	k, err := d.function(name)
-	if err != nil {
+	if *k, err = d.function(name); err != nil {
 		return err
 	}
-	if sharedBytes > k.maxShared {
-		if err := setMaxDynamicShared(k.fn, sharedBytes); err != nil {
+	if sharedBytes > (*k).maxShared {
+		if err := setMaxDynamicShared((*k).fn, sharedBytes); err != nil {
 			return fmt.Errorf("cuda: launch of %s: allowing %d bytes of dynamic shared memory (the GPU allows at most %d per block): %w",
-				what, sharedBytes, d.info.SharedPerBlockOptin, err)
+				what(), sharedBytes, d.info.SharedPerBlockOptin, err)
 		}
-		k.maxShared = sharedBytes
+		(*k).maxShared = sharedBytes
 	}
-	// cu's Launch reads exactly 8 bytes through each pointer: point it at
-	// the uint64 arguments themselves (a copy, so the caller's slice is not
-	// retained).
-	vals := append([]uint64(nil), args...)
-	params := make([]unsafe.Pointer, len(vals))
-	for i := range vals {
-		params[i] = unsafe.Pointer(&vals[i])
-	}
-	if err := k.fn.Launch(grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, d.stream, params); err != nil {
-		return fmt.Errorf("cuda: launch of %s: %w%s", what, err, d.limits(k))
-	}
-	d.lastRun = what
 	return nil
 }
 
@@ -371,11 +440,7 @@ func (d *driver) limits(k *kernel) string {
 // asyncError explains an error that surfaced at a synchronization: it
 // belongs to some earlier launch, most likely the last one.
 func (d *driver) asyncError(op string, err error) error {
-	last := d.lastRun
-	if last == "" {
-		last = "none"
-	}
-	msg := fmt.Sprintf("cuda: %s: an earlier operation failed (last launch: %s)", op, last)
+	msg := fmt.Sprintf("cuda: %s: an earlier operation failed (last launch: %s)", op, d.last)
 	if errors.Is(err, cu.IllegalAddress) || errors.Is(err, cu.LaunchFailed) || errors.Is(err, cu.MisalignedAddress) ||
 		errors.Is(err, cu.IllegalInstruction) || errors.Is(err, cu.HardwareStackError) || errors.Is(err, cu.Assert) {
 		msg += "; the CUDA context is now unusable, restart the process"
@@ -384,6 +449,9 @@ func (d *driver) asyncError(op string, err error) error {
 }
 
 func (d *driver) Synchronize() error {
+	if d.capturing {
+		return d.refuse("Synchronize")
+	}
 	leave, err := d.enter("Synchronize")
 	if err != nil {
 		return err
@@ -399,6 +467,9 @@ func (d *driver) Synchronize() error {
 // returns the device time between them. fn runs on the calling goroutine,
 // so it may call the driver's methods.
 func (d *driver) Time(fn func() error) (time.Duration, error) {
+	if d.capturing {
+		return 0, d.refuse("Time")
+	}
 	if err := d.record(d.start); err != nil {
 		return 0, err
 	}
@@ -469,6 +540,9 @@ func (d *driver) Close() error {
 		}
 	}
 	clear(d.allocs)
+	if err := d.releaseStreamObjects(); err != nil {
+		errs = append(errs, err)
+	}
 	leave()
 	if err := d.release(); err != nil {
 		errs = append(errs, err)

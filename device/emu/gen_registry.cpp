@@ -10,6 +10,7 @@ extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_joint[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_reduce[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_step[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
 
@@ -21,6 +22,7 @@ extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_gemm,
     gt_emu_table_kernels_joint,
     gt_emu_table_kernels_reduce,
+    gt_emu_table_kernels_step,
     gt_emu_table_testdata_misc,
     gt_emu_table_testdata_reduce,
     nullptr,

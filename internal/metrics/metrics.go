@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"sort"
+
+	"github.com/gputrain/gputrain/internal/atomicfile"
 )
 
 // Float is a float64 that encodes NaN and ±Inf as JSON null: strict JSON
@@ -225,4 +227,54 @@ func Latest(rs []Record) []Record {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Epoch < out[j].Epoch })
 	return out
+}
+
+// Resume opens the metrics file of a run resumed from a checkpoint taken
+// after epoch lastEpoch: it keeps the records up to that epoch, drops the
+// later ones (epochs the killed run finished after its last checkpoint,
+// which the resumed run trains again) and a torn last line, and appends
+// after them. The file then always agrees with the checkpoint: no epoch
+// twice, none lost, whatever moment the previous run was killed at. The
+// kept records are returned (for the plot). A missing file starts empty.
+func Resume(path string, lastEpoch int) (*Writer, []Record, error) {
+	var kept []Record
+	if _, err := os.Stat(path); err == nil {
+		old, err := Read(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range old {
+			if r.Epoch <= lastEpoch {
+				kept = append(kept, r)
+			}
+		}
+		err = atomicfile.WriteFile(path, func(w io.Writer) error {
+			for _, r := range kept {
+				b, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if _, err := w.Write(append(b, '\n')); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("metrics file: %w", err)
+		}
+	}
+	w, err := Create(path, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, kept, nil
+}
+
+// IsMetricsFile reports whether path holds a metrics file (every complete
+// line a Record) or nothing at all: the only files a run may write its
+// metrics over.
+func IsMetricsFile(path string) bool {
+	_, err := Read(path)
+	return err == nil
 }

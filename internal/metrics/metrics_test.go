@@ -206,3 +206,84 @@ func TestQuantileAndSetMargins(t *testing.T) {
 		t.Errorf("median of nothing: %g", r.MarginMedian)
 	}
 }
+
+// TestResumeAgreesWithCheckpoint reproduces issue 13, item 8: a run killed
+// after writing epoch 3's line but before its checkpoint resumes from
+// epoch 2's checkpoint; the file must then hold epochs 1 and 2 only (the
+// resumed run writes 3 again), and a torn line is dropped.
+func TestResumeAgreesWithCheckpoint(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.jsonl")
+	w, err := Create(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := 1; e <= 3; e++ {
+		if err := w.Write(Record{Epoch: e, TrainLoss: Float(e)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"epoch":4,"train_lo`)
+	f.Close()
+	w, kept, err := Resume(p, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 2 || kept[1].Epoch != 2 {
+		t.Fatalf("kept %+v", kept)
+	}
+	if err := w.Write(Record{Epoch: 3, TrainLoss: 33}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	rs, err := Read(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 3 || rs[0].Epoch != 1 || rs[1].Epoch != 2 || rs[2].Epoch != 3 || rs[2].TrainLoss != 33 {
+		t.Errorf("after resuming: %+v", rs)
+	}
+	if !IsMetricsFile(p) {
+		t.Error("IsMetricsFile false for a metrics file")
+	}
+	csv := filepath.Join(t.TempDir(), "data.csv")
+	os.WriteFile(csv, []byte("label,x\n1,2\n"), 0o644)
+	if IsMetricsFile(csv) {
+		t.Error("IsMetricsFile true for a CSV file")
+	}
+}
+
+// FuzzRead feeds arbitrary bytes to the metrics reader and to Resume: never
+// a panic, and a file Resume rewrote reads back.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte(`{"epoch":1,"train_loss":0.5}`+"\n"+`{"epoch":2,"train_lo`), 1)
+	f.Add([]byte("\n\n{}\n"), 0)
+	f.Add([]byte(`{"epoch":3,"test_accuracy":null}`+"\n"), 5)
+	f.Fuzz(func(t *testing.T, data []byte, keep int) {
+		p := filepath.Join(t.TempDir(), "m.jsonl")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read(p); err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		w, _, err := Resume(p, keep)
+		if err != nil {
+			t.Fatalf("Resume of a file Read accepts: %v", err)
+		}
+		w.Close()
+		rs, err := Read(p)
+		if err != nil {
+			t.Fatalf("after Resume: %v", err)
+		}
+		for _, r := range rs {
+			if r.Epoch > keep {
+				t.Fatalf("Resume(%d) kept epoch %d", keep, r.Epoch)
+			}
+		}
+	})
+}

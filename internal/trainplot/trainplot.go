@@ -7,8 +7,6 @@ import (
 	"image/color"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -17,6 +15,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/gputrain/gputrain/internal/atomicfile"
 	"github.com/gputrain/gputrain/internal/metrics"
 )
 
@@ -59,44 +58,21 @@ func WriteFile(path string, f Figure) error {
 	if err := Write(&buf, f); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	err := atomicfile.WriteFile(path, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err })
 	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	_, err = tmp.Write(buf.Bytes())
-	if err == nil {
-		// CreateTemp makes the file private (0600); a picture is not.
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("plot %s: %w", path, err)
+		return fmt.Errorf("plot %w", err)
 	}
 	return nil
 }
 
 // CheckWritable reports whether a plot can be written at path, by creating
-// and removing a temporary file beside it: a run refuses a bad path before
-// training rather than after the first epoch.
+// and removing a file beside it; a destination that is not a regular file
+// is refused.
 func CheckWritable(path string) error {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("plot %s: is a directory", path)
+	if err := atomicfile.CheckWritable(path); err != nil {
+		return fmt.Errorf("plot %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	tmp.Close()
-	return os.Remove(tmp.Name())
+	return nil
 }
 
 // Write renders f as a PNG to w.

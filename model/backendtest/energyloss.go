@@ -196,6 +196,7 @@ func callEnergyLoss(t *testing.T, h *helper, c *elCase) elOutputs {
 	mm := newMismatches(t, "%v", c)
 	mm.checkInts("labels (input)", h.getInts(ml), c.labels)
 	mm.report()
+	checkEnergyStats(t, h, c, out)
 	return out
 }
 

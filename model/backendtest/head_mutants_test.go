@@ -364,7 +364,7 @@ var headMutants = []headMutant{
 		h.sampled = func(kind model.SampledKind, hh, w, bias model.Mat, labels, samples model.Ints, logQ model.Mat, beta float64, gs float32, stats, dh, dw, db model.Mat) error {
 			err := h.sops().SampledHead(kind, hh, w, bias, labels, samples, logQ, beta, gs, stats, dh, dw, db)
 			mapMat(h.Backend, stats, func(i int, x float32) float32 {
-				if i%model.NumSampledStats == model.SampledStatLogZHat {
+				if i%model.NumStats == model.StatLogZ {
 					return x + float32(math.Log(float64(samples.Len())))
 				}
 				return x

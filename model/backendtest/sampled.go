@@ -114,7 +114,7 @@ func sampledReference(c *sampledCase) *sampledRef {
 	_, rows, est, gy, gsj := refSampledLoss(c, h, w, bias)
 	S := len(c.samps)
 	r := &sampledRef{
-		stats: make([]float64, c.b*model.NumSampledStats), statsTol: make([]float64, c.b*model.NumSampledStats),
+		stats: make([]float64, c.b*model.NumStats), statsTol: make([]float64, c.b*model.NumStats),
 		dh: make([]float64, c.b*c.d), dhTol: make([]float64, c.b*c.d),
 		dw: make([]float64, c.k*c.d), dwTol: make([]float64, c.k*c.d),
 		db: make([]float64, c.k), dbTol: make([]float64, c.k),
@@ -129,7 +129,7 @@ func sampledReference(c *sampledCase) *sampledRef {
 		return gamma(c.d, 4) * (mag + math.Abs(bias[y]))
 	}
 	for i := 0; i < c.b; i++ {
-		s := i * model.NumSampledStats
+		s := i * model.NumStats
 		var eMax float64
 		for _, sm := range c.samps {
 			eMax = math.Max(eMax, errE(i, int(sm)))
@@ -140,13 +140,28 @@ func sampledReference(c *sampledCase) *sampledRef {
 		// Every loss here has |dL/dE_c| <= beta (NCE) or <= 1 per
 		// candidate, summing to at most 2 beta (S + 1) over them.
 		sens := 2 * c.beta * float64(S+1)
-		r.stats[s+model.SampledStatLoss] = rows[i]
-		r.stats[s+model.SampledStatLogZHat] = est[i]
-		r.statsTol[s+model.SampledStatLoss] = sens*eMax + gamma(S+8, 8)*(1+math.Abs(rows[i]))
-		r.statsTol[s+model.SampledStatLogZHat] = c.beta*eMax + gamma(S+8, 8)*(1+math.Abs(est[i]))
+		r.stats[s+model.StatLoss] = rows[i]
+		r.stats[s+model.StatLogZ] = est[i]
+		r.statsTol[s+model.StatLoss] = sens*eMax + gamma(S+8, 8)*(1+math.Abs(rows[i]))
+		r.statsTol[s+model.StatLogZ] = c.beta*eMax + gamma(S+8, 8)*(1+math.Abs(est[i]))
 		y := int(c.labels[i])
 		if y < 0 {
 			continue
+		}
+		// E_C, and E_I among the samples (the smallest energy off the label).
+		energy := func(cand int) float64 {
+			var dot float64
+			for d := 0; d < c.d; d++ {
+				dot += h[i*c.d+d] * w[cand*c.d+d]
+			}
+			return -(dot + bias[cand])
+		}
+		r.stats[s+model.StatCorrect], r.statsTol[s+model.StatCorrect] = energy(y), errE(i, y)
+		r.stats[s+model.StatOffending] = math.Inf(1)
+		for _, sm := range c.samps {
+			if int(sm) != y && energy(int(sm)) < r.stats[s+model.StatOffending] {
+				r.stats[s+model.StatOffending], r.statsTol[s+model.StatOffending] = energy(int(sm)), errE(i, int(sm))
+			}
 		}
 		// A coefficient's error: its derivative (<= beta^2 (S+1) in size)
 		// times the energies' error, and float32's rounding.
@@ -232,7 +247,7 @@ func TestSampled(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 		m := func(r, c int) model.Mat { return h.mat(r, c, h.uniform(r*c, -1, 1)) }
 		hh, w, bias, lq := m(3, 4), m(5, 4), m(1, 5), m(1, 5)
 		labels, samples := h.ints([]int32{0, 4, model.IgnoreLabel}), h.ints([]int32{1, 2})
-		st, dw, db := h.poisoned(3, model.NumSampledStats), h.poisoned(5, 4), h.poisoned(1, 5)
+		st, dw, db := h.poisoned(3, model.NumStats), h.poisoned(5, 4), h.poisoned(1, 5)
 		call := func(what string, kind model.SampledKind, beta float64, hh, w, bias model.Mat, labels, samples model.Ints, lq, st, dw, db model.Mat) {
 			wantErr(t, "SampledHead with "+what, func() error {
 				return ops.SampledHead(kind, hh, w, bias, labels, samples, lq, beta, 1, st, nil, dw, db)
@@ -249,7 +264,7 @@ func TestSampled(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 		call("dw 4x4", model.SampledSoftmax, 1, hh, w, bias, labels, samples, lq, st, h.poisoned(4, 4), db)
 		call("dw = w", model.SampledSoftmax, 1, hh, w, bias, labels, samples, lq, st, w, db)
 		mm := newMismatches(t, "refused SampledHead calls must write nothing")
-		mm.checkBits("stats", h.get(st), nans(3*model.NumSampledStats), model.NumSampledStats)
+		mm.checkBits("stats", h.get(st), nans(3*model.NumStats), model.NumStats)
 		mm.checkBits("dw", h.get(dw), nans(20), 4)
 		mm.checkBits("db", h.get(db), nans(5), 0)
 		mm.report()
@@ -260,7 +275,7 @@ func testSampledCase(t *testing.T, h *helper, ops model.SampledOps, c *sampledCa
 	t.Helper()
 	mh, mw, mb, mq := h.mat(c.b, c.d, c.h), h.mat(c.k, c.d, c.w), h.mat(1, c.k, c.bias), h.mat(1, c.k, c.logQ)
 	ml, ms := h.ints(c.labels), h.ints(c.samps)
-	st, dh, dw, db := h.poisoned(c.b, model.NumSampledStats), h.poisoned(c.b, c.d), h.poisoned(c.k, c.d), h.poisoned(1, c.k)
+	st, dh, dw, db := h.poisoned(c.b, model.NumStats), h.poisoned(c.b, c.d), h.poisoned(c.k, c.d), h.poisoned(1, c.k)
 	run := func() {
 		must(t, "SampledHead", func() error {
 			return ops.SampledHead(c.kind, mh, mw, mb, ml, ms, mq, c.beta, c.gs, st, dh, dw, db)
@@ -270,7 +285,7 @@ func testSampledCase(t *testing.T, h *helper, ops model.SampledOps, c *sampledCa
 	gotSt, gotDH, gotDW, gotDB := h.get(st), h.get(dh), h.get(dw), h.get(db)
 	ref := sampledReference(c)
 	mm := newMismatches(t, "SampledHead(%v, beta=%v, B=%d, D=%d, K=%d, S=%d, gradScale=%v)", c.kind, c.beta, c.b, c.d, c.k, len(c.samps), c.gs)
-	mm.check("stats", gotSt, ref.stats, ref.statsTol, model.NumSampledStats)
+	mm.check("stats", gotSt, ref.stats, ref.statsTol, model.NumStats)
 	mm.check("dh", gotDH, ref.dh, ref.dhTol, c.d)
 	mm.check("dw", gotDW, ref.dw, ref.dwTol, c.d)
 	mm.check("db", gotDB, ref.db, ref.dbTol, 0)
@@ -306,11 +321,11 @@ func testSampledCase(t *testing.T, h *helper, ops model.SampledOps, c *sampledCa
 	probe("db", b64, int(c.samps[len(c.samps)-1]), gotDB[c.samps[len(c.samps)-1]])
 
 	// Forward only, determinism, inputs untouched.
-	st2 := h.poisoned(c.b, model.NumSampledStats)
+	st2 := h.poisoned(c.b, model.NumStats)
 	must(t, "SampledHead without gradients", func() error {
 		return ops.SampledHead(c.kind, mh, mw, mb, ml, ms, mq, c.beta, c.gs, st2, nil, nil, nil)
 	})
-	mm.checkBits("stats without gradients", h.get(st2), gotSt, model.NumSampledStats)
+	mm.checkBits("stats without gradients", h.get(st2), gotSt, model.NumStats)
 	run()
 	mm.checkBits("dw of a second identical call", h.get(dw), gotDW, c.d)
 	mm.checkBits("dh of a second identical call", h.get(dh), gotDH, c.d)

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/gputrain/gputrain/internal/atomicfile"
+	"github.com/gputrain/gputrain/internal/inputfile"
 )
 
 // DType is a safetensors element type.
@@ -150,22 +151,33 @@ func checkTensor(t *Tensor) error {
 	return nil
 }
 
-// Write encodes f. Tensors are laid out in name order.
-func Write(w io.Writer, f *File) error {
+// layout checks f's tensors and returns them in file order with the JSON
+// header (padded to a multiple of 8). The order is Hugging Face's writer's:
+// by element size, largest first, then by name. Since the header length
+// is a multiple of 8 and every tensor's byte length a multiple of its
+// element size, each tensor then starts at a file offset that is a
+// multiple of its element size, so readers can map tensors without
+// copying them.
+func layout(f *File) ([]*Tensor, []byte, error) {
 	ts := make([]*Tensor, len(f.Tensors))
 	seen := map[string]bool{}
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
 		if err := checkTensor(t); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if seen[t.Name] {
-			return fmt.Errorf("duplicate tensor name %q", t.Name)
+			return nil, nil, fmt.Errorf("duplicate tensor name %q", t.Name)
 		}
 		seen[t.Name] = true
 		ts[i] = t
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	sort.Slice(ts, func(i, j int) bool {
+		if a, b := ts[i].DType.Size(), ts[j].DType.Size(); a != b {
+			return a > b
+		}
+		return ts[i].Name < ts[j].Name
+	})
 	header := map[string]any{}
 	if len(f.Metadata) > 0 {
 		header["__metadata__"] = f.Metadata
@@ -181,10 +193,19 @@ func Write(w io.Writer, f *File) error {
 	}
 	hj, err := json.Marshal(header)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if pad := (8 - len(hj)%8) % 8; pad > 0 {
 		hj = append(hj, strings.Repeat(" ", pad)...)
+	}
+	return ts, hj, nil
+}
+
+// Write encodes f (tensors laid out as layout says).
+func Write(w io.Writer, f *File) error {
+	ts, hj, err := layout(f)
+	if err != nil {
+		return err
 	}
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(hj)))
@@ -200,6 +221,19 @@ func Write(w io.Writer, f *File) error {
 		}
 	}
 	return nil
+}
+
+// EncodedSize returns the size in bytes of the file Write would write.
+func EncodedSize(f *File) (int64, error) {
+	ts, hj, err := layout(f)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(8 + len(hj))
+	for _, t := range ts {
+		n += int64(len(t.Data))
+	}
+	return n, nil
 }
 
 // Read decodes a safetensors file of the given size from r. Every length in
@@ -299,17 +333,14 @@ func Read(r io.ReaderAt, size int64) (*File, error) {
 	return f, nil
 }
 
-// ReadFile reads path; errors name the file.
+// ReadFile reads path; errors name the file. Only a regular file is read:
+// a FIFO or a device is refused without waiting on it.
 func ReadFile(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, st, err := inputfile.OpenRegular(path, "safetensors file")
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	f, err := Read(fh, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -317,52 +348,51 @@ func ReadFile(path string) (*File, error) {
 	return f, nil
 }
 
-// WriteFileAtomic writes f to path so that a crash or kill at any moment
-// leaves either the previous file or the new one, never a torn mix: it
-// writes a temporary file in the same directory, fsyncs it, renames it over
-// path and fsyncs the directory.
-func WriteFileAtomic(path string, f *File) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// ReadMetadata reads only the header of the safetensors file path and
+// returns its metadata (nil when it has none): enough to tell what a file
+// is without reading its tensors.
+func ReadMetadata(path string) (map[string]string, error) {
+	fh, st, err := inputfile.OpenRegular(path, "safetensors file")
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = Write(tmp, f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	defer fh.Close()
+	size := st.Size()
+	if size < 8 {
+		return nil, fmt.Errorf("%s: file too short (%d bytes) for a safetensors header", path, size)
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync: %w", path, err)
+	var nb [8]byte
+	if _, err := fh.ReadAt(nb[:], 0); err != nil {
+		return nil, fmt.Errorf("%s: reading header length: %w", path, err)
 	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	hn := binary.LittleEndian.Uint64(nb[:])
+	if hn > MaxHeaderBytes || int64(hn) > size-8 {
+		return nil, fmt.Errorf("%s: header length %d exceeds the file (%d bytes) or the %d-byte limit: not a safetensors file", path, hn, size, MaxHeaderBytes)
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	hj := make([]byte, hn)
+	if _, err := fh.ReadAt(hj, 8); err != nil {
+		return nil, fmt.Errorf("%s: reading header: %w", path, err)
 	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: makes the rename durable on Linux
-		d.Close()
+	var h struct {
+		Metadata map[string]string `json:"__metadata__"`
 	}
-	return nil
+	if err := json.Unmarshal(hj, &h); err != nil {
+		return nil, fmt.Errorf("%s: header is not valid safetensors JSON: %v", path, err)
+	}
+	return h.Metadata, nil
+}
+
+// WriteFileAtomic writes f to path so that a crash or kill at any moment
+// leaves either the previous file or the new one, never a torn mix, with
+// the previous file's mode (see package internal/atomicfile); a failed
+// directory fsync is an error.
+func WriteFileAtomic(path string, f *File) error {
+	return atomicfile.WriteFile(path, func(w io.Writer) error { return Write(w, f) })
 }
 
 // CheckWritable reports whether a file can be created at path (so an
-// unwritable checkpoint path is refused before training starts). It leaves
-// no file behind.
+// unwritable checkpoint path is refused before training starts), refusing
+// a destination that is not a regular file. It leaves no file behind.
 func CheckWritable(path string) error {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("%s: is a directory", path)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".probe-*")
-	if err != nil {
-		return fmt.Errorf("%s: cannot write there: %w", path, err)
-	}
-	tmp.Close()
-	return os.Remove(tmp.Name())
+	return atomicfile.CheckWritable(path)
 }
