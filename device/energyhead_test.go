@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -159,6 +160,65 @@ func TestEnergyHeadFilter(t *testing.T) {
 					}
 					t.Logf("nll, B=%d D=%d K=%d, lift %v, eps %g: %d of %d backward tiles filtered (%.1f%%); max |error| dw %.3g (relative %.2g), db %.3g, dh %.3g (relative %.2g); loss and log Z exact",
 						B, D, K, lift, eps, skipped, total, 100*float64(skipped)/float64(max(total, 1)), eDW, rDW, eDB, eDH, rDH)
+				}
+			})
+		}
+	}
+}
+
+// TestEnergyHeadStepPipeline: training steps through the fused head keep
+// the pipelined step's promise (no host synchronization, no copy out per
+// step) and are captured as graphs: per step of a linear model the head's
+// three kernels (gt_eh_forward, gt_eh_merge, gt_eh_grad_w) replace the
+// materializing path's GEMM, bias, EnergyLoss and backward GEMMs, and of an
+// MLP's the head's gradient of h (gt_eh_grad_h) is added.
+func TestEnergyHeadStepPipeline(t *testing.T) {
+	const N, D, B = 5*128 + 37, 20, 128
+	for _, tc := range []struct {
+		spec string
+		head []string // kernels per step
+	}{{"linear", []string{"gt_eh_forward", "gt_eh_merge", "gt_eh_grad_w"}},
+		{"mlp:33", []string{"gt_eh_forward", "gt_eh_merge", "gt_eh_grad_w", "gt_eh_grad_h"}}} {
+		for _, mode := range []model.StepMode{model.StepLaunches, model.StepGraph} {
+			t.Run(tc.spec+"/"+mode.String(), func(t *testing.T) {
+				inner, err := emu.New(emu.Options{Mode: emu.Deterministic})
+				must(t, err)
+				drv := newCounting(device.WithSoftwareGraphs(inner))
+				b, err := device.New(drv)
+				must(t, err)
+				defer b.Close()
+				cfg := model.DefaultConfig()
+				cfg.Model, cfg.Batch, cfg.Epochs = tc.spec, B, 2
+				tr, err := model.NewTrainer(b, cfg, stepData(N, D, 3), nil)
+				must(t, err)
+				defer tr.Close()
+				tr.Step, tr.LossEvery = mode, 4
+				if _, err := tr.TrainEpoch(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				drv.reset()
+				if _, err := tr.TrainEpoch(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				steps := tr.StepsPerEpoch()
+				t.Logf("%s %v: launches %v, graph launches %d, CopyOut %d, Synchronize %d; path %s", tc.spec, mode, drv.launches, drv.graphLaunches, drv.copyOut, drv.syncs, tr.StepPath())
+				if drv.copyOut != 0 || drv.syncs != 0 {
+					t.Errorf("epoch 2: %d copies out and %d synchronizations: the fused head must not wait for the host", drv.copyOut, drv.syncs)
+				}
+				if n := drv.launches["gt_energy_loss_cached"] + drv.launches["gt_energy_loss"] + drv.launches["gt_energy_loss_merge"]; n != 0 {
+					t.Errorf("%d EnergyLoss launches: the materializing path ran", n)
+				}
+				for _, k := range tc.head {
+					want := steps
+					if mode == model.StepGraph {
+						want = 1 // the first step, before the capture; the others replay it
+					}
+					if got := drv.launches[k]; got != want {
+						t.Errorf("%s launched %d times in %d steps, want %d", k, got, steps, want)
+					}
+				}
+				if mode == model.StepGraph && drv.graphLaunches != steps-1 {
+					t.Errorf("%d graph launches for %d steps (one short one), want %d", drv.graphLaunches, steps, steps-1)
 				}
 			})
 		}

@@ -107,3 +107,7 @@ func (m *dense) headBackward() error {
 	}
 	return m.backwardHidden(m.last)
 }
+
+// plain hides a backend's optional operations from lossPass (the fused
+// head among them): Trainer.NoEnergyHead.
+type plain struct{ Backend }

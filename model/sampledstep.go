@@ -98,7 +98,11 @@ func (s *sampledState) draw(b Backend, seed, stream, index uint64) error {
 func (t *Trainer) trainPass(scale float32) (backward func() error, err error) {
 	bt := t.bt
 	if t.sampled == nil {
-		return lossPass(t.b, t.Model, bt.x, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin, true)
+		b := t.b
+		if t.NoEnergyHead {
+			b = plain{b}
+		}
+		return lossPass(b, t.Model, bt.x, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin, true)
 	}
 	s := t.sampled
 	// The samples of global step Steps()+1, whichever loop runs it.

@@ -189,6 +189,11 @@ type Trainer struct {
 	// divergence check (0: DefaultLossEvery).
 	Step      StepMode
 	LossEvery int
+	// NoEnergyHead makes the training steps take the materializing path
+	// (Forward, EnergyLoss, Backward) even where the backend has the fused
+	// energy head (head.go): for comparisons, and for tests that count a
+	// step's operations. Evaluation uses the head either way.
+	NoEnergyHead bool
 
 	cfg   Config
 	b     Backend

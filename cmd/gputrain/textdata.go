@@ -195,20 +195,21 @@ func budgetDone(ctx context.Context, o runOptions, tr *model.Trainer, res []mode
 }
 
 // epochExtra is what train prints after an epoch line for text and sampled
-// runs: the perplexity, and the log Z audit.
+// runs, in lines of at most 80 columns like the epoch line: the perplexity,
+// and the log Z audit.
 func epochExtra(cfg model.Config, r model.EpochResult) string {
 	var lines []string
 	if r.Eval != nil && isCBOWConfig(cfg) {
-		lines = append(lines, fmt.Sprintf("          test perplexity %.2f (exp of beta times the exact NLL, over every answer)", math.Exp(cfg.Loss.Beta*r.Eval.NLL)))
+		lines = append(lines, fmt.Sprintf("  perplexity %.2f (exp(beta * NLL), the exact NLL over every answer)", math.Exp(cfg.Loss.Beta*r.Eval.NLL)))
 	}
 	if r.Eval != nil && r.Eval.LogZAudit != nil {
 		a := r.Eval.LogZAudit
-		l := fmt.Sprintf("          log Z audit (%v, %d samples, %d held-out rows in %d batches): exact %.4f, estimate %.4f, bias %+.4f, spread %.4f per row, %.4f per batch",
-			a.Kind, a.Samples, a.Rows, a.Batches, a.MeanExact, a.MeanEst, a.Bias, a.RowStd, a.BatchStd)
+		lines = append(lines,
+			fmt.Sprintf("  log Z audit, %v, %d samples, %d held-out rows in %d batches:", a.Kind, a.Samples, a.Rows, a.Batches),
+			fmt.Sprintf("    exact %.4f estimate %.4f bias %+.4f; spread %.4f/row %.4f/batch", a.MeanExact, a.MeanEst, a.Bias, a.RowStd, a.BatchStd))
 		if a.Kind == model.NCE {
-			l += fmt.Sprintf("; self-normalization (log Z = 0) bias %+.4f", a.SelfNormalizedBias)
+			lines = append(lines, fmt.Sprintf("    self-normalization (log Z = 0): bias %+.4f", a.SelfNormalizedBias))
 		}
-		lines = append(lines, l)
 	}
 	return strings.Join(lines, "\n")
 }

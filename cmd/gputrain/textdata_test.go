@@ -32,7 +32,7 @@ func TestTextTrainPredictEval(t *testing.T) {
 		t.Fatalf("no vocabulary line:\n%s", out)
 	}
 	vocab, _ := strconv.Atoi(m[1])
-	pm := regexp.MustCompile(`test perplexity ([0-9.]+)`).FindAllStringSubmatch(out, -1)
+	pm := regexp.MustCompile(`  perplexity ([0-9.]+)`).FindAllStringSubmatch(out, -1)
 	if len(pm) != 2 {
 		t.Fatalf("want 2 perplexity lines:\n%s", out)
 	}
@@ -77,11 +77,16 @@ func TestTextSampledAndBudget(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s: exit %d, stderr %q", kind, code, errs)
 		}
-		if !strings.Contains(errs, "time budget of 1.5s reached") || !strings.Contains(out, "log Z audit ("+kind+", 64 samples") {
+		if !strings.Contains(errs, "time budget of 1.5s reached") || !strings.Contains(out, "log Z audit, "+kind+", 64 samples") {
 			t.Errorf("%s: no budget note or audit:\nstdout %s\nstderr %s", kind, out, errs)
 		}
 		if kind == "nce" && !strings.Contains(out, "self-normalization") {
 			t.Errorf("nce: no self-normalization bias:\n%s", out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if len(l) > 80 && !strings.HasPrefix(l, "#") {
+				t.Errorf("%s: line of %d columns: %q", kind, len(l), l)
+			}
 		}
 	}
 	for _, tc := range []struct {
@@ -97,7 +102,8 @@ func TestTextSampledAndBudget(t *testing.T) {
 		{[]string{"--data", excerptData(), "--time-budget", "-1s"}, "time-budget"},
 		{[]string{"--data", writeBlobsCSV(t, t.TempDir(), 50, 3, 2, 1), "--model", "cbow:4"}, "not a word id"},
 	} {
-		code, _, errs := runArgs(append([]string{"train", "--backend", "cpu", "-q", "--epochs", "1", "--model", "cbow:4"}, tc.args...)...)
+		save := filepath.Join(t.TempDir(), "ck.safetensors")
+		code, _, errs := runArgs(append([]string{"train", "--backend", "cpu", "-q", "--epochs", "1", "--model", "cbow:4", "--save", save}, tc.args...)...)
 		if code == 0 || !strings.Contains(errs, tc.want) || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 			t.Errorf("train %v: exit %d, stderr %q (want one line containing %q)", tc.args, code, errs, tc.want)
 		}
