@@ -53,6 +53,9 @@ type Options struct {
 	// separately before its fixed-order merge (1: one pass, no merge); 0
 	// picks it by shape.
 	ColumnSplits int
+	// ChainPlan forces the plan of the chain operations' recursion
+	// (chain.go); ChainPlanAuto (0) picks it by the shared memory P needs.
+	ChainPlan ChainPlan
 	// HeadFilter (in [0, 1)) turns on the fused energy head's gradient
 	// filtering: backward tiles whose probabilities are all below it, and
 	// that hold no row's label or other answer, are skipped
@@ -87,6 +90,10 @@ type Backend struct {
 	joint              Ptr
 	jointCap           int64 // bytes
 	flag               Ptr
+	// chainMem holds the chain operations' messages and per-sequence
+	// results (chain.go).
+	chainMem    Ptr
+	chainMemCap int64 // bytes
 	// scratchGen counts reallocations of the scratch buffers: a captured
 	// graph that names the old ones is stale (see Capture).
 	scratchGen uint64
@@ -201,6 +208,9 @@ func NewWithOptions(drv Driver, opts Options) (*Backend, error) {
 	}
 	if opts.ColumnSplits < 0 {
 		return nil, fmt.Errorf("device: New: ColumnSplits = %d, want > 0 (or 0 for automatic)", opts.ColumnSplits)
+	}
+	if opts.ChainPlan < ChainPlanAuto || opts.ChainPlan > ChainPlanTiled {
+		return nil, fmt.Errorf("device: New: unknown ChainPlan %d", int(opts.ChainPlan))
 	}
 	if !(opts.HeadFilter >= 0 && opts.HeadFilter < 1) {
 		return nil, fmt.Errorf("device: New: HeadFilter = %v, want a probability in [0, 1) (0: off)", opts.HeadFilter)
@@ -494,7 +504,8 @@ func (b *Backend) Close() error {
 		free(*p)
 		*p = 0
 	}
-	b.partF, b.partI, b.colPart, b.joint, b.flag = 0, 0, 0, 0, 0
+	free(b.chainMem)
+	b.partF, b.partI, b.colPart, b.joint, b.flag, b.chainMem = 0, 0, 0, 0, 0, 0
 	b.closed = true
 	if err := b.drv.Close(); err != nil {
 		errs = append(errs, err)

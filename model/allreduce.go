@@ -55,6 +55,9 @@ type distributed struct {
 // checks that with its first collective and fails on every rank, naming
 // what differs, if they do not agree.
 func NewDistributedTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer, error) {
+	if cfg.Chain {
+		return nil, errors.New("NewDistributedTrainer: a chain model trains on sequences (NewSequenceTrainer), on one rank")
+	}
 	if c != nil && cfg.Batch < c.Size() {
 		return nil, fmt.Errorf("batch %d is smaller than the %d ranks: every step, %d ranks would have no rows (use --batch >= %d)", cfg.Batch, c.Size(), c.Size()-cfg.Batch, c.Size())
 	}

@@ -58,6 +58,9 @@ type DataInfo struct {
 	// (dataset.LabelDefault). Several make the labels joint indices (see
 	// Config.Vars).
 	LabelColumns []string
+	// SeqColumn is the sequence-id column of a chain model's CSV data
+	// (docs/SEQUENCE.md); LabelColumns then holds its label column.
+	SeqColumn string
 	// FeatureNames name the model's inputs in order, when the CSV file had
 	// a header; predict and eval match a file's columns to them by name.
 	FeatureNames []string
@@ -128,7 +131,7 @@ func TensorName(param string) string {
 // tensorShape is the stored shape of a rows x cols parameter: 1 x n row
 // vectors (biases) are stored 1-D, as other frameworks store biases.
 func tensorShape(name string, rows, cols int) []int {
-	if rows == 1 && strings.HasSuffix(name, ".bias") {
+	if rows == 1 && (strings.HasSuffix(name, ".bias") || isChainVector(name)) {
 		return []int{cols}
 	}
 	return []int{rows, cols}
@@ -233,6 +236,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 		md["vars"] = js(c.Vars)
 		md["pairwise"] = strconv.FormatBool(!c.NoPairwise)
 	}
+	if c.Chain {
+		t.chainMetadata(md, info)
+	}
 	md["energy"] = energyFormula(c)
 	md["inputs"] = strconv.Itoa(inputs)
 	md["classes"] = strconv.Itoa(classes)
@@ -288,7 +294,7 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	}
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
-	md["train_rows"] = strconv.Itoa(t.train.Host.N)
+	md["train_rows"] = strconv.Itoa(t.units())
 	md["limit"] = strconv.Itoa(info.Limit)
 	md["test_fraction"] = fmtFloat(info.TestFraction)
 	md["normalization"] = norm
@@ -324,6 +330,8 @@ const (
 // checkpoint's tensor names.
 func energyFormula(cfg Config) string {
 	switch {
+	case cfg.Chain:
+		return chainFormula
 	case len(cfg.Vars) == 0 && isCBOW(cfg):
 		return cbowFormula
 	case len(cfg.Vars) == 0:
@@ -443,6 +451,7 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		}
 		cfg.NoPairwise = md["pairwise"] == "false"
 	}
+	cfg.Chain = md["chain"] == "true"
 	c.Inputs, c.Classes = integer("inputs"), integer("classes")
 	c.Ranks = 1
 	if _, ok := md["ranks"]; ok {
@@ -618,6 +627,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 	if _, ok := f.Tensor(fmt.Sprintf("layers.%d.weight", len(spec.Hidden)+1)); ok {
 		return nil, fmt.Errorf("tensor layers.%d.weight is not part of the model %v", len(spec.Hidden)+1, spec)
 	}
+	if cfg.Chain {
+		if err := checkChainTensors(f, c.Classes); err != nil {
+			return nil, err
+		}
+		d.SeqColumn = md["seq_column"]
+	}
 	// Integrity last, so that a file of the wrong shape is named by what is
 	// wrong with it rather than by a checksum.
 	if err := verifyChecksums(f); err != nil {
@@ -715,6 +730,7 @@ func (c *Checkpoint) Compatible(cfg Config) error {
 	add("joint variables", cfg.Vars, want.Vars)
 	add("sampled loss", cfg.Sampled, want.Sampled)
 	add("pairwise", !cfg.NoPairwise, !want.NoPairwise)
+	add("chain model", cfg.Chain, want.Chain)
 	add("loss", cfg.Loss, want.Loss)
 	add("beta", cfg.Loss.Beta, want.Loss.Beta)
 	add("margin", cfg.Loss.Margin, want.Loss.Margin)
@@ -752,8 +768,8 @@ func (c *Checkpoint) Restore(t *Trainer) error {
 	if t.Model.Inputs() != c.Inputs || t.Model.Classes() != c.Classes {
 		return fmt.Errorf("the data has %d inputs and %d classes; the checkpoint %s was trained on %d and %d", t.Model.Inputs(), t.Model.Classes(), c.Path, c.Inputs, c.Classes)
 	}
-	if t.train.Host.N != c.Data.TrainRows {
-		return fmt.Errorf("the training data has %d rows; the checkpoint %s was trained on %d (same data and --limit needed to resume)", t.train.Host.N, c.Path, c.Data.TrainRows)
+	if t.units() != c.Data.TrainRows {
+		return fmt.Errorf("the training data has %d %s; the checkpoint %s was trained on %d (same data and --limit needed to resume)", t.units(), t.unitName(), c.Path, c.Data.TrainRows)
 	}
 	if c.Epoch > t.cfg.Epochs || c.Epoch == t.cfg.Epochs && c.StepInEpoch > 0 {
 		return fmt.Errorf("the checkpoint %s has completed %d epochs, more than the %d asked for", c.Path, c.Epoch, t.cfg.Epochs)

@@ -37,6 +37,12 @@ type EvalResult struct {
 	// asked for them (Trainer.KeepMargins); nil otherwise. Plots show their
 	// distribution, which the mean alone hides.
 	Margins []float32
+	// Positions and PositionAccuracy are set for chain models, whose
+	// answers are sequences: there N, Accuracy (exact match of the whole
+	// sequence), NLL, Loss and the margins are per sequence, and these
+	// count the positions and the fraction answered right.
+	Positions        int
+	PositionAccuracy float64
 	// LogZAudit, for a model trained with a sampled loss, compares its
 	// estimate of log Z with the exact one on these rows; nil otherwise.
 	LogZAudit *LogZAudit

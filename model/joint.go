@@ -668,9 +668,13 @@ func (c Config) validateJoint() error {
 	return err
 }
 
-// newConfiguredModel builds the model cfg asks for: a JointModel when
-// cfg.Vars is set, otherwise the dense model of spec.
+// newConfiguredModel builds the model cfg asks for: a ChainModel when
+// cfg.Chain is set, a JointModel when cfg.Vars is, otherwise the dense
+// model of spec.
 func newConfiguredModel(b Backend, cfg Config, spec Spec, inputs, classes int, rng *rand.Rand) (EnergyModel, error) {
+	if cfg.Chain {
+		return NewChainModel(b, ChainSpec{States: classes, Trunk: spec}, inputs, rng)
+	}
 	if len(cfg.Vars) == 0 {
 		return NewEnergyModel(b, spec, inputs, classes, rng)
 	}

@@ -88,8 +88,9 @@ func (t *Trainer) usePipeline() (StepOps, bool) {
 	ops, ok := t.b.(StepOps)
 	_, builtin := t.Optimizer.(*optimizer)
 	// Data parallel (allreduce.go): the host-synchronized step, whose
-	// all-reduce hook sits between backward and the optimizer step.
-	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.dist == nil
+	// all-reduce hook sits between backward and the optimizer step. Chain
+	// models (chaintrain.go) take it too.
+	return ops, ok && builtin && !t.train.Streamed && t.Step != StepHostSync && t.dist == nil && t.seq == nil
 }
 
 // newPipeline allocates the backend state of the trainer's loop.
@@ -152,6 +153,8 @@ func (t *Trainer) hostSyncReason() string {
 		return "requested"
 	case t.train.Streamed:
 		return "the training data is streamed from the host"
+	case t.seq != nil:
+		return "a chain model: its steps run the chain's dynamic programs"
 	case !builtin:
 		return "a custom Optimizer"
 	case t.dist != nil:

@@ -30,6 +30,10 @@ func (c *Checkpoint) NewPredictor(b Backend) (*Predictor, error) {
 	if b == nil {
 		return nil, errors.New("NewPredictor: nil backend")
 	}
+	if c.Config.Chain {
+		// Its rows would be scored as sequences of length one.
+		return nil, fmt.Errorf("NewPredictor: %s is a chain model, whose answers are sequences: use PredictChain", c.Path)
+	}
 	m, err := c.NewModel(b)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,10 @@ type Config struct {
 	Vars []int
 	// NoPairwise leaves the pairwise tables out of a joint model.
 	NoPairwise bool
+	// Chain makes the model a ChainModel (chain.go) whose answers are
+	// sequences; it trains with NewSequenceTrainer, Batch counting
+	// sequences and Model being the trunk of the unary energies.
+	Chain bool
 	// StreamData keeps the data sets on the host and uploads each batch,
 	// as happens by itself when a set does not fit the backend's memory.
 	// It does not change the trained weights.
@@ -132,6 +136,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("learning-rate schedule: %w", err)
 	}
 	if err := c.EarlyStop.Validate(); err != nil {
+		return err
+	}
+	if err := c.validateChain(); err != nil {
 		return err
 	}
 	if err := c.validateSampled(); err != nil {
@@ -214,6 +221,10 @@ type Trainer struct {
 	epochRNG []byte
 	done     int
 	doneLoss float64
+	// seq is set for chain models (chaintrain.go): the units of an epoch
+	// are sequences, and steps and evaluations go through the chain's
+	// dynamic programs.
+	seq *seqRun
 	// pipe runs the steps through StepOps (pipeline.go); diverged, once
 	// set, is returned by every later TrainEpoch: a run never continues on
 	// non-finite weights.
@@ -233,9 +244,14 @@ type Trainer struct {
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
 // be nil) once, and builds the model and optimizer from cfg.Seed.
 func NewTrainer(b Backend, cfg Config, train, eval *Data) (*Trainer, error) {
+	if cfg.Chain {
+		return nil, errors.New("NewTrainer: a chain model trains on sequences: use NewSequenceTrainer")
+	}
 	return newTrainer(b, cfg, nil, train, eval)
 }
 
+// newTrainer is NewTrainer with a communicator (NewDistributedTrainer);
+// NewSequenceTrainer extends what it builds.
 func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -324,7 +340,7 @@ func (t *Trainer) Config() Config { return t.cfg }
 func (t *Trainer) Epoch() int { return t.epoch }
 
 // StepsPerEpoch is ceil(N / Batch).
-func (t *Trainer) StepsPerEpoch() int { return (t.train.Host.N + t.cfg.Batch - 1) / t.cfg.Batch }
+func (t *Trainer) StepsPerEpoch() int { return (t.units() + t.cfg.Batch - 1) / t.cfg.Batch }
 
 // Run trains the remaining epochs up to Config.Epochs, evaluating after each
 // on the held-out data. It stops at the first error, at a non-finite batch
@@ -370,7 +386,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context) (float64, error) {
 		return t.trainEpochPipelined(ctx, ops)
 	}
 	epoch := t.epoch + 1
-	n := t.train.Host.N
+	n := t.units()
 	if err := t.shuffle(); err != nil {
 		return 0, err
 	}
@@ -423,6 +439,9 @@ func (t *Trainer) shuffle() error {
 // given rows (this rank's shard of them, data parallel) and returns the
 // sum of their losses.
 func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
+	if t.seq != nil {
+		return t.seq.step(t, rows, sums)
+	}
 	bt := t.bt
 	if err := bt.load(t.train, t.shard(rows)); err != nil {
 		return 0, err
@@ -457,14 +476,20 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 		// Stop before the step: the weights stay those that gave it.
 		return 0, fmt.Errorf("%w: the batch loss is %v (%v, learning rate %g)", ErrDiverged, loss, t.cfg.Loss, t.cfg.Optimizer.LR)
 	}
+	return loss, t.update()
+}
+
+// update applies the optimizer step to the gradients of the host-
+// synchronized step and checks the weights it made.
+func (t *Trainer) update() error {
 	o, builtin := t.Optimizer.(*optimizer)
 	if !builtin {
-		return loss, t.Optimizer.Step()
+		return t.Optimizer.Step()
 	}
 	if err := o.stepWith(float32(t.learningRate(o.t + 1))); err != nil {
-		return 0, err
+		return err
 	}
-	return loss, t.checkWeights()
+	return t.checkWeights()
 }
 
 // checkWeights downloads every parameter and fails, naming them, when one
@@ -507,6 +532,9 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 	if t.bt == nil {
 		return EvalResult{}, errors.New("trainer: used after Close")
 	}
+	if t.seq != nil {
+		return t.seq.evaluate(t, t.KeepMargins)
+	}
 	r, err := evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
 	if err == nil && t.sampled != nil {
 		r.LogZAudit, err = t.logZAudit()
@@ -526,6 +554,8 @@ func (t *Trainer) Close() error {
 		errs = append(errs, t.bt.free())
 		t.bt = nil
 	}
+	errs = append(errs, t.seq.free())
+	t.seq = nil
 	if t.Optimizer != nil {
 		errs = append(errs, t.Optimizer.Free())
 	}

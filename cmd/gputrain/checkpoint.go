@@ -78,6 +78,9 @@ func prepareCheckpointing(c *cli.Context, o *runOptions) (*dataset.Normalizer, e
 		if o.csv, err = resumedLabels(o.csv, ck, o.data); err != nil {
 			return nil, usage(err)
 		}
+		if err := o.resumeSeq(c, ck); err != nil {
+			return nil, err
+		}
 		if ck.Epoch > cfg.Epochs {
 			return nil, usagef("the checkpoint %s has completed %d epochs, more than --epochs %d", path, ck.Epoch, cfg.Epochs)
 		}
@@ -306,8 +309,8 @@ func checkResumedData(o runOptions, train *model.Data) error {
 	if train.D != ck.Inputs || train.Classes != ck.Classes {
 		return fmt.Errorf("the data has %d inputs and %d classes; the checkpoint %s was trained on %d inputs and %d classes", train.D, train.Classes, ck.Path, ck.Inputs, ck.Classes)
 	}
-	if train.N != ck.Data.TrainRows {
-		return fmt.Errorf("the training data has %d rows; the checkpoint %s was trained on %d (the same data and --limit are needed to resume)", train.N, ck.Path, ck.Data.TrainRows)
+	if n, what := trainUnits(o, train); n != ck.Data.TrainRows {
+		return fmt.Errorf("the training data has %d %s; the checkpoint %s was trained on %d (the same data and --limit are needed to resume)", n, what, ck.Path, ck.Data.TrainRows)
 	}
 	return nil
 }

@@ -226,6 +226,9 @@ type loadedData struct {
 // (pixels in [0,1]). Labels must be 0..K-1 with every class in the
 // training rows, unless --classes K says some are absent.
 func loadDataInfo(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
+	if o.seq != nil {
+		return loadSequenceData(o, norm) // seqdata.go
+	}
 	if isTextData(o.data) {
 		return loadTextInfo(o) // textdata.go
 	}

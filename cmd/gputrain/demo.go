@@ -18,12 +18,12 @@ import (
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "demonstrations (robot: joint answers vs separate models)",
+		Usage: "demonstrations (robot: joint answers vs separate models; sequence: chain energies vs per-position classifiers)",
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
-				return choiceError("demo", c.Args().First(), []string{"robot"})
+				return choiceError("demo", c.Args().First(), []string{"robot", "sequence"})
 			}
-			return usagef("demo needs a name (valid: robot)")
+			return usagef("demo needs a name (valid: robot, sequence)")
 		},
 		OnUsageError: usageError,
 		Subcommands: []*cli.Command{{
@@ -32,7 +32,7 @@ func demoCommand() *cli.Command {
 			Flags:        robotFlags(),
 			OnUsageError: usageError,
 			Action:       robotAction,
-		}},
+		}, sequenceDemoCommand()},
 	}
 }
 

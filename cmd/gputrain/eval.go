@@ -195,6 +195,9 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if ck.Config.Chain {
+		return evalSequencesAction(c, ck, backend, batch) // seqinfer.go
+	}
 	s, err := evalSet(ck, c.String("data"))
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ func lossesAction(c *cli.Context) error {
 	}
 	for i := range opts { // several label columns: every loss trains a joint model
 		opts[i].csv = opts[0].csv
+		opts[i].seq = opts[0].seq // sequence data: every loss trains a chain
 		if err := opts[i].applyJoint(); err != nil {
 			return err
 		}

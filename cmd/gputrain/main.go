@@ -118,7 +118,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}, append(append(append(csvFlags(), splitFlags()...), loopFlags()...), textFlags()...)...)
+	}, append(append(append(append(csvFlags(), splitFlags()...), loopFlags()...), seqFlags()...), textFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -139,6 +139,8 @@ type runOptions struct {
 	info   model.DataInfo
 	// csv holds the label columns of a CSV --data (csvdata.go); nil: column 0.
 	csv *csvLabels
+	// seq is set for sequence data (seqdata.go): a chain model.
+	seq *seqOptions
 	// splits says how the data is split (data.go); testPath is its --test
 	// file ("": held out of --data or the IDX test split); best the path
 	// of the best checkpoint ("": none).
@@ -218,6 +220,9 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 	if err := parseLoop(c, &o); err != nil {
 		return runOptions{}, err
 	}
+	if err := o.parseSeq(c); err != nil {
+		return runOptions{}, err
+	}
 	return o, nil
 }
 
@@ -285,7 +290,7 @@ func trainAction(c *cli.Context) error {
 	if err := o.applyJoint(); err != nil {
 		return err
 	}
-	if err := o.finishConfig(c, train.N); err != nil {
+	if err := o.finishConfig(c, trainUnitsOf(o, train)); err != nil {
 		return err
 	}
 	o.finalTest, o.evalName = ld.test, ld.evalName
@@ -355,8 +360,8 @@ func headerLine(o runOptions, trainRows, evalRows int, evalName string) string {
 	if !o.cfg.Schedule.IsConstant() {
 		sched = " " + o.cfg.Schedule.String()
 	}
-	return fmt.Sprintf("# %s%s on %d training rows, %d %s rows; loss %v%s, %s lr %g%s, batch %d, %s, backend %s",
-		specString(o.cfg), describeJoint(o.cfg), trainRows, evalRows, evalName, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend)
+	return fmt.Sprintf("# %s%s%s on %d training rows, %d %s rows; loss %v%s, %s lr %g%s, batch %d, %s, backend %s",
+		specString(o.cfg), describeJoint(o.cfg), describeSeq(o), trainRows, evalRows, evalName, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend)
 }
 
 func specString(cfg model.Config) string {
@@ -374,7 +379,11 @@ func specString(cfg model.Config) string {
 func epochLine(r model.EpochResult, epochs int, evalName string) string {
 	s := fmt.Sprintf("epoch %*d/%d  loss %s", len(strconv.Itoa(epochs)), r.Epoch, epochs, g4(r.TrainLoss))
 	if e := r.Eval; e != nil {
-		s += fmt.Sprintf(" | %s acc %.4f  NLL %s  margin %s", evalName, e.Accuracy, g4(e.NLL), g4(e.Margin))
+		pos := "" // a chain: acc is per sequence, pos per position
+		if e.Positions > 0 {
+			pos = fmt.Sprintf(" pos %.4f", e.PositionAccuracy)
+		}
+		s += fmt.Sprintf(" | %s acc %.4f%s  NLL %s  margin %s", evalName, e.Accuracy, pos, g4(e.NLL), g4(e.Margin))
 	}
 	s += "  " + seconds(r.Seconds+r.EvalSeconds)
 	if r.Best {
@@ -428,7 +437,7 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	if err != nil {
 		return nil, err
 	}
-	tr, err := model.NewDistributedTrainer(be, o.cfg, c, train, test)
+	tr, err := newRunTrainer(be, o, c, train, test)
 	if err != nil {
 		return nil, err
 	}

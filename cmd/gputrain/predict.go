@@ -175,6 +175,9 @@ func predictAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if ck.Config.Chain {
+		return predictSequencesAction(c, ck, backend, batch) // seqinfer.go
+	}
 	top := c.Int("top")
 	if top < 1 {
 		return usagef("top must be >= 1, got %d", top)

@@ -39,6 +39,11 @@ func (r *trainResult) finalTest(o runOptions, be model.Backend, tr *model.Traine
 		defer bm.Free()
 		m, of = bm, fmt.Sprintf("epoch %d's weights, %s", r.bestEpoch, o.best)
 	}
+	if o.seq != nil { // a chain model: the test sequences (seqdata.go)
+		ev, err := finalTestSequences(be, m, o)
+		r.test, r.testOf = &ev, of
+		return err
+	}
 	dd, err := model.Upload(be, o.finalTest)
 	if err != nil {
 		return err
@@ -67,8 +72,12 @@ func (r *trainResult) summary(o runOptions, ld *loadedData) []string {
 		out = append(out, fmt.Sprintf("# best epoch %d (%s %s %.4g), checkpoint %s", r.bestEpoch, ld.evalName, o.cfg.EarlyStop.Monitor, r.best, o.best))
 	}
 	if e := r.test; e != nil {
-		out = append(out, fmt.Sprintf("# test (%d rows, %s): acc %.4f  NLL %.4f  loss %.4f  margin %.3f  violations %.4f",
-			e.N, r.testOf, e.Accuracy, e.NLL, e.Loss, e.Margin, e.Violations))
+		units, pos := "rows", ""
+		if e.Positions > 0 { // a chain: acc per sequence (docs/SEQUENCE.md)
+			units, pos = "sequences", fmt.Sprintf(" pos %.4f", e.PositionAccuracy)
+		}
+		out = append(out, fmt.Sprintf("# test (%d %s, %s): acc %.4f%s  NLL %.4f  loss %.4f  margin %.3f  violations %.4f",
+			e.N, units, r.testOf, e.Accuracy, pos, e.NLL, e.Loss, e.Margin, e.Violations))
 	}
 	return out
 }

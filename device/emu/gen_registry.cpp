@@ -3,6 +3,7 @@
 
 #include "emu.h"
 
+extern "C" const gt_emu_kernel gt_emu_table_kernels_chain[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_embedding[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyhead[];
@@ -15,6 +16,7 @@ extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
 
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
+    gt_emu_table_kernels_chain,
     gt_emu_table_kernels_elementwise,
     gt_emu_table_kernels_embedding,
     gt_emu_table_kernels_energyhead,

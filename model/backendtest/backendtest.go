@@ -29,6 +29,7 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("EnergyLoss", func(t *testing.T) { TestEnergyLoss(t, newBackend) })
 	t.Run("Errors", func(t *testing.T) { TestErrors(t, newBackend) })
 	t.Run("JointOps", func(t *testing.T) { TestJointOps(t, newBackend) })
+	t.Run("ChainOps", func(t *testing.T) { TestChainOps(t, newBackend) })
 	t.Run("StepOps", func(t *testing.T) { TestStepOps(t, newBackend) })
 	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
 	t.Run("Embedding", func(t *testing.T) { TestEmbedding(t, newBackend) })
