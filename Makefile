@@ -54,13 +54,17 @@ fmt:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./cpu ./model
 
-## kernels: compile kernels/*.cu into kernels/gputrain.fatbin with nvcc
+## kernels: compile kernels/*.cu into kernels/gputrain.fatbin with nvcc, and write the
+## ptxas resource table into docs/KERNELS.md
 kernels:
 	bash scripts/build-kernels.sh
 
-## check-kernels: rebuild the fatbin and fail if the committed one differs
+## check-kernels: rebuild the fatbin and fail if the committed one differs; fail if the
+## ptxas resource table of docs/KERNELS.md is stale, a hot kernel spills or a gt_tc_*
+## kernel lacks HMMA (and show each of these checks failing on a broken input)
 check-kernels:
 	bash scripts/build-kernels.sh --check
+	bash scripts/kernel-resources.sh selftest
 
 ## check-cuda: every -tags cuda package and test binary builds; the binary links only libcuda.so.1
 check-cuda:

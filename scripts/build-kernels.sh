@@ -3,9 +3,16 @@
 # package kernels embeds: PTX for compute_70 (JIT-compiled on any newer GPU)
 # plus SASS for sm_80 (A100) and sm_90 (H100). nvcc output is byte-for-byte
 # reproducible, so the fatbin is committed and CI rebuilds it and compares:
-#   scripts/build-kernels.sh           build kernels/gputrain.fatbin
+#   scripts/build-kernels.sh           build kernels/gputrain.fatbin and write
+#                                      ptxas's resource table into
+#                                      docs/KERNELS.md
 #   scripts/build-kernels.sh --check   build to a temporary file and fail if it
-#                                      differs from the committed fatbin
+#                                      differs from the committed fatbin, or
+#                                      the committed table from this build's
+# The same nvcc invocation, run again with -Xptxas -v, reports the resources
+# (log: build/nvcc.log), and scripts/kernel-resources.sh checks them: no hot
+# kernel spills beyond its allowance, every gt_tc_* kernel has HMMA in its
+# sm_80 and sm_90 SASS.
 # Needs nvcc (CUDA 11.8+; see scripts/install-cuda.sh). Warnings are errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,12 +40,35 @@ unit=build/gputrain_all.cu
 
 target=$out
 if [ $check = 1 ]; then target=build/gputrain.fatbin; fi
-"$NVCC" --fatbin -O3 -std=c++14 -Ikernels \
-	-Werror all-warnings \
-	-gencode arch=compute_70,code=compute_70 \
-	-gencode arch=compute_80,code=sm_80 \
-	-gencode arch=compute_90,code=sm_90 \
-	-o "$target" "$unit"
+# nvcc_build OUT LOG [FLAGS]: the one nvcc invocation, with FLAGS appended.
+nvcc_build() {
+	local o=$1 l=$2
+	shift 2
+	"$NVCC" --fatbin -O3 -std=c++14 -Ikernels \
+		-Werror all-warnings \
+		-gencode arch=compute_70,code=compute_70 \
+		-gencode arch=compute_80,code=sm_80 \
+		-gencode arch=compute_90,code=sm_90 \
+		"$@" -o "$o" "$unit" 2>"$l"
+}
+
+# The fatbin, and beside it (in parallel) the same compilation with
+# -Xptxas -v for the resource report: ptxas records its options in the
+# cubins, so -v would change the committed bytes.
+log=build/nvcc.log
+nvcc_build "$target" build/nvcc-fatbin.log &
+fatbin_pid=$!
+nvcc_build build/gputrain-report.fatbin "$log" -Xptxas -v &
+report_pid=$!
+rc=0
+wait $fatbin_pid || rc=1
+wait $report_pid || rc=1
+cat build/nvcc-fatbin.log >&2
+if [ $rc != 0 ]; then
+	grep -v '^ptxas info\|^    [0-9]* bytes stack frame' "$log" >&2 || true
+	echo "build-kernels: nvcc failed (logs: build/nvcc-fatbin.log, $log)" >&2
+	exit 1
+fi
 
 if [ $check = 1 ]; then
 	if ! cmp -s "$target" "$out"; then
@@ -46,6 +76,8 @@ if [ $check = 1 ]; then
 		exit 1
 	fi
 	echo "build-kernels: $out is up to date"
+	bash scripts/kernel-resources.sh check "$log" "$target"
 else
 	echo "build-kernels: wrote $out ($(wc -c <"$out") bytes)"
+	bash scripts/kernel-resources.sh update "$log" "$out"
 fi

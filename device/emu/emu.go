@@ -29,8 +29,10 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
+	"testing"
 	"time"
 	"unsafe"
 
@@ -51,7 +53,9 @@ var launchMu sync.Mutex
 type kernelInfo struct {
 	index        int
 	nparams      int
-	staticShared int64 // -1: unknown
+	staticShared int64  // -1: unknown
+	unit         string // <unit> of its source's static shared sections
+	body         [2]int // first and last line of its body in the source
 }
 
 var kernels = sync.OnceValue(func() map[string]kernelInfo {
@@ -62,6 +66,8 @@ var kernels = sync.OnceValue(func() map[string]kernelInfo {
 			index:        i,
 			nparams:      int(C.gt_emu_kernel_nparams(C.int(i))),
 			staticShared: int64(C.gt_emu_kernel_static_shared(C.int(i))),
+			unit:         C.GoString(C.gt_emu_kernel_unit(C.int(i))),
+			body:         [2]int{int(C.gt_emu_kernel_body(C.int(i), 0)), int(C.gt_emu_kernel_body(C.int(i), 1))},
 		}
 	}
 	return m
@@ -80,7 +86,8 @@ func Kernels() []string {
 
 // Driver is the emulated device. Its methods are safe for concurrent use.
 type Driver struct {
-	opts Options
+	opts    Options
+	checked bool // launches run the checked build
 
 	mu     sync.Mutex
 	closed bool
@@ -88,7 +95,25 @@ type Driver struct {
 	allocs map[device.Ptr]int64 // start -> size
 	starts []device.Ptr         // sorted keys of allocs
 	used   int64
+	// freed holds, in a checked driver, the most recent frees, oldest
+	// first, whose host memory is not released yet: the allocator cannot
+	// hand it out again, so an access through a stale pointer lands in a
+	// freed range and is reported as such.
+	freed      []span
+	freedBytes int64
 }
+
+type span struct {
+	p    device.Ptr
+	size int64
+}
+
+// The quarantine of a checked driver: at most this many frees, this many
+// bytes.
+const (
+	quarantineCount = 1024
+	quarantineBytes = 64 << 20
+)
 
 var _ device.Driver = (*Driver)(nil)
 
@@ -103,8 +128,60 @@ func New(opts Options) (*Driver, error) {
 	if opts.SharedLimit == 0 {
 		opts.SharedLimit = DefaultSharedLimit
 	}
-	return &Driver{opts: opts, rng: opts.Seed, allocs: map[device.Ptr]int64{}}, nil
+	checked, err := resolveChecks(opts.Checks)
+	if err != nil {
+		return nil, err
+	}
+	if testing.Testing() {
+		// A test binary must run the kernels on disk (see checkSources).
+		if err := sourcesErr(); err != nil {
+			return nil, err
+		}
+	}
+	return &Driver{opts: opts, checked: checked, rng: opts.Seed, allocs: map[device.Ptr]int64{}}, nil
 }
+
+// ChecksAvailable reports whether this build has the checked kernels: not
+// in a -race build, whose race runtime defines the instrumentation
+// callbacks the checked build implements itself (flags_race.go).
+func ChecksAvailable() bool { return checksAvailable }
+
+// resolveChecks turns Options.Checks into whether launches are checked.
+func resolveChecks(c Checks) (bool, error) {
+	if !checksAvailable {
+		switch c {
+		case ChecksOn:
+			return false, errors.New("emu: Checks: ChecksOn, but a -race build has no checked kernels (the race runtime defines the instrumentation callbacks they need); test without -race for the race detector of shared memory")
+		case ChecksAuto:
+			if os.Getenv("GPUTRAIN_EMU_CHECKS") == "1" {
+				return false, errors.New("emu: GPUTRAIN_EMU_CHECKS=1, but a -race build has no checked kernels; test without -race")
+			}
+			return false, nil
+		}
+	}
+	switch c {
+	case ChecksOn:
+		return true, nil
+	case ChecksOff:
+		return false, nil
+	case ChecksAuto:
+		switch v := os.Getenv("GPUTRAIN_EMU_CHECKS"); v {
+		case "":
+			return testing.Testing(), nil
+		case "1":
+			return true, nil
+		case "0":
+			return false, nil
+		default:
+			return false, fmt.Errorf("emu: GPUTRAIN_EMU_CHECKS=%q: want 1 (checked kernels) or 0 (plain)", v)
+		}
+	}
+	return false, fmt.Errorf("emu: unknown Checks value %d", int(c))
+}
+
+// Checked reports whether the driver's launches run the checked build of
+// the kernels.
+func (d *Driver) Checked() bool { return d.checked }
 
 var _ device.SharedMemoryLimiter = (*Driver)(nil)
 
@@ -168,8 +245,32 @@ func (d *Driver) Free(p device.Ptr) error {
 	i := sort.Search(len(d.starts), func(i int) bool { return d.starts[i] >= p })
 	d.starts = append(d.starts[:i], d.starts[i+1:]...)
 	d.used -= size
-	C.gt_emu_free(C.uintptr_t(p))
+	if !d.checked {
+		C.gt_emu_free(C.uintptr_t(p))
+		return nil
+	}
+	d.freed = append(d.freed, span{p, size})
+	d.freedBytes += size
+	for len(d.freed) > quarantineCount || d.freedBytes > quarantineBytes {
+		C.gt_emu_free(C.uintptr_t(d.freed[0].p))
+		d.freedBytes -= d.freed[0].size
+		d.freed = d.freed[1:]
+	}
 	return nil
+}
+
+// spans returns the live and quarantined allocations, sorted, for a checked
+// launch. The caller holds d.mu.
+func (d *Driver) spans() []C.gt_emu_span {
+	out := make([]C.gt_emu_span, 0, len(d.starts)+len(d.freed)+1) // +1: never empty
+	for _, p := range d.starts {
+		out = append(out, C.gt_emu_span{start: C.uint64_t(p), size: C.uint64_t(d.allocs[p])})
+	}
+	for _, f := range d.freed {
+		out = append(out, C.gt_emu_span{start: C.uint64_t(f.p), size: C.uint64_t(f.size), freed: 1})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
+	return out
 }
 
 // check returns an error unless [p, p+n) lies inside one allocation.
@@ -252,12 +353,21 @@ func (d *Driver) Launch(kernel string, grid, block device.Dim3, sharedBytes int,
 			kernel, total, k.staticShared, sharedBytes, d.opts.SharedLimit)
 	}
 
+	shm, err := launchRanges(k, d.checked)
+	if err != nil && d.checked {
+		return fmt.Errorf("emu: Launch %s: the checked build needs its static shared sections: %v", kernel, err)
+	}
+
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return errClosed
 	}
 	rng := d.rng
+	var spans []C.gt_emu_span
+	if d.checked {
+		spans = d.spans()
+	}
 	d.mu.Unlock()
 
 	cgrid := [3]C.longlong{C.longlong(grid.X), C.longlong(grid.Y), C.longlong(grid.Z)}
@@ -266,25 +376,47 @@ func (d *Driver) Launch(kernel string, grid, block device.Dim3, sharedBytes int,
 	for i, a := range args {
 		cargs[i] = C.uint64_t(a)
 	}
-	var errBuf [1024]C.char
-	permuted := C.int(0)
+	rep := new(C.gt_emu_report)
+	permuted, checked := C.int(0), C.int(0)
 	if d.opts.Mode == Permuted {
 		permuted = 1
+	}
+	var cspans *C.gt_emu_span
+	if d.checked {
+		checked = 1
+		if hasDWARF() {
+			checked = 2
+		}
+		spans = append(spans, C.gt_emu_span{}) // never empty; not counted
+		cspans = &spans[0]
 	}
 	crng := C.uint64_t(rng)
 
 	launchMu.Lock()
 	rc := C.gt_emu_launch(C.int(k.index), &cgrid[0], &cblock[0], C.longlong(sharedBytes), &cargs[0],
-		permuted, &crng, &errBuf[0], C.int(len(errBuf)))
+		&shm.poison[0], C.int(len(shm.poison)-1), shm.unit, permuted, checked, cspans, C.int(max(len(spans)-1, 0)), &crng, rep)
 	launchMu.Unlock()
 
 	d.mu.Lock()
 	d.rng = uint64(crng)
 	d.mu.Unlock()
 	if rc != 0 {
-		return fmt.Errorf("emu: %s", C.GoString(&errBuf[0]))
+		return fmt.Errorf("emu: %s", describe(C.GoString(&rep.msg[0]), [2]uint64{uint64(rep.pc[0]), uint64(rep.pc[1])}, uint64(rep.addr), k, d.checked))
 	}
 	return nil
+}
+
+// compiledInputs returns the inputs of the generated units compiled into
+// this binary: path -> SHA-256 (hex).
+func compiledInputs() map[string]string {
+	m := map[string]string{}
+	for i := 0; ; i += 2 {
+		p := C.gt_emu_input(C.int(i))
+		if p == nil {
+			return m
+		}
+		m[C.GoString(p)] = C.GoString(C.gt_emu_input(C.int(i + 1)))
+	}
 }
 
 var physicalMemory = sync.OnceValue(func() int64 { return int64(C.gt_emu_phys()) })
@@ -341,6 +473,10 @@ func (d *Driver) Close() error {
 	for p := range d.allocs {
 		C.gt_emu_free(C.uintptr_t(p))
 	}
+	for _, f := range d.freed {
+		C.gt_emu_free(C.uintptr_t(f.p))
+	}
 	d.allocs, d.starts, d.used, d.closed = nil, nil, 0, true
+	d.freed, d.freedBytes = nil, 0
 	return nil
 }

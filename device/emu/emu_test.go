@@ -134,13 +134,14 @@ func TestBlockSum(t *testing.T) {
 }
 
 // TestMissingBarrier: the kernel without its barrier passes in index order
-// and fails for some seed of the permuted mode. That is what permuted mode
-// is for.
+// and fails for some seed of the permuted mode in the plain build: that is
+// what permuted mode is for; the checked build reports the race outright.
 func TestMissingBarrier(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	const n, block = 1000, 256
 	grid := ceilDiv(n, block)
 	run := func(opts emu.Options) (got []float32, x []float32) {
+		opts.Checks = emu.ChecksOff
 		d := newDriver(t, opts)
 		x = randF32(rng, n)
 		xp, out := upload(t, d, x), poisonedF32(t, d, grid)
@@ -168,6 +169,14 @@ func TestMissingBarrier(t *testing.T) {
 		t.Fatal("permuted mode did not expose the missing __syncthreads with seeds 1..4")
 	}
 	t.Logf("missing barrier caught by %d of 4 seeds", caught)
+
+	for _, opts := range modes {
+		d := checkedDriver(t, opts)
+		xp, out := upload(t, d, randF32(rng, n)), poisonedF32(t, d, grid)
+		msg := launchErr(t, d, "emutest_block_sum_nobarrier", dim(grid, 1, 1), dim(block, 1, 1), 0, p(xp), i64(n), p(out))
+		wantAll(t, msg, "kernel emutest_block_sum_nobarrier", "shared-memory race on static shared s + ",
+			"(device/emu/testdata/reduce.cu:34)", "with no __syncthreads between them")
+	}
 }
 
 func TestWarpOps(t *testing.T) {
@@ -594,6 +603,9 @@ func TestNewErrors(t *testing.T) {
 // drivers: the process-wide launch lock keeps the static shared memory of
 // one launch from being used by another.
 func TestConcurrentDrivers(t *testing.T) {
+	if len(emu.Kernels()) == 0 {
+		t.Skip("no emulator in this build (cgo disabled)")
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for g := 0; g < 4; g++ {
@@ -667,8 +679,11 @@ func TestRealGemm(t *testing.T) {
 	}
 }
 
+// The benchmarks measure the plain build (what gputrain --backend emu runs)
+// unless they say checked.
+
 func BenchmarkLaunchTrivial256(b *testing.B) {
-	d := newDriver(b, emu.Options{})
+	d := newDriver(b, emu.Options{Checks: emu.ChecksOff})
 	x := poisonedF32(b, d, 256)
 	b.ResetTimer()
 	for b.Loop() {
@@ -685,8 +700,16 @@ func BenchmarkTiledMatmul32(b *testing.B)  { benchTiled(b, 32) }
 func BenchmarkTiledMatmul128(b *testing.B) { benchTiled(b, 128) }
 
 func benchTiled(b *testing.B, n int) {
-	for _, opts := range []emu.Options{{Mode: emu.Deterministic}, {Mode: emu.Permuted, Seed: 1}} {
-		b.Run(opts.Mode.String(), func(b *testing.B) {
+	for _, opts := range []emu.Options{
+		{Mode: emu.Deterministic, Checks: emu.ChecksOff},
+		{Mode: emu.Permuted, Seed: 1, Checks: emu.ChecksOff},
+		{Mode: emu.Deterministic, Checks: emu.ChecksOn},
+	} {
+		name := opts.Mode.String()
+		if opts.Checks == emu.ChecksOn {
+			name += "/checked"
+		}
+		b.Run(name, func(b *testing.B) {
 			d := newDriver(b, opts)
 			rng := rand.New(rand.NewPCG(1, 1))
 			ap, bp, cp := upload(b, d, randF32(rng, n*n)), upload(b, d, randF32(rng, n*n)), poisonedF32(b, d, n*n)

@@ -6,66 +6,94 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_chain"
 #include "emu.h"
 #include "../../kernels/chain.cu"
 
-static void gt_emu_tramp_gt_chain_block_log(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_block_log, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_block_log(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_block_log, a); }
+extern "C" void gt_emu_ctramp_gt_chain_block_log(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_block_min(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_block_min, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_block_min(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_block_min, a); }
+extern "C" void gt_emu_ctramp_gt_chain_block_min(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_block_top2(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_block_top2, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_block_top2(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_block_top2, a); }
+extern "C" void gt_emu_ctramp_gt_chain_block_top2(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_step_log(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_step_log, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_step_log(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_step_log, a); }
+extern "C" void gt_emu_ctramp_gt_chain_step_log(const uint64_t* a); // gen_kernels_chain.checked.cpp
 struct gt_emu_shm_gt_chain_step_log {
     float sPrev[GT_CH_TB * GT_CH_TJ];
     float sP[GT_CH_TJ * GT_CH_TK];
 };
 
-static void gt_emu_tramp_gt_chain_step_min(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_step_min, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_step_min(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_step_min, a); }
+extern "C" void gt_emu_ctramp_gt_chain_step_min(const uint64_t* a); // gen_kernels_chain.checked.cpp
 struct gt_emu_shm_gt_chain_step_min {
     gt_ch_min sPrev[GT_CH_TB * GT_CH_TJ];
     float sP[GT_CH_TJ * GT_CH_TK];
 };
 
-static void gt_emu_tramp_gt_chain_step_top2(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_step_top2, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_step_top2(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_step_top2, a); }
+extern "C" void gt_emu_ctramp_gt_chain_step_top2(const uint64_t* a); // gen_kernels_chain.checked.cpp
 struct gt_emu_shm_gt_chain_step_top2 {
     gt_ch_top2 sPrev[GT_CH_TB * GT_CH_TJ];
     float sP[GT_CH_TJ * GT_CH_TK];
 };
 
-static void gt_emu_tramp_gt_chain_transpose(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_transpose, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_transpose(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_transpose, a); }
+extern "C" void gt_emu_ctramp_gt_chain_transpose(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_padding(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_padding, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_padding(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_padding, a); }
+extern "C" void gt_emu_ctramp_gt_chain_padding(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_finish_loss(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_finish_loss, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_finish_loss(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_finish_loss, a); }
+extern "C" void gt_emu_ctramp_gt_chain_finish_loss(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_ends(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_ends, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_ends(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_ends, a); }
+extern "C" void gt_emu_ctramp_gt_chain_ends(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_grad_u(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_grad_u, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_grad_u(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_grad_u, a); }
+extern "C" void gt_emu_ctramp_gt_chain_grad_u(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_pair(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_pair, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_pair(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_pair, a); }
+extern "C" void gt_emu_ctramp_gt_chain_pair(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_logz(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_logz, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_logz(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_logz, a); }
+extern "C" void gt_emu_ctramp_gt_chain_logz(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_marginals(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_marginals, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_marginals(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_marginals, a); }
+extern "C" void gt_emu_ctramp_gt_chain_marginals(const uint64_t* a); // gen_kernels_chain.checked.cpp
 
-static void gt_emu_tramp_gt_chain_finish_viterbi(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_finish_viterbi, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_chain_finish_viterbi(const uint64_t* a) { ::gt_emu::invoke(&gt_chain_finish_viterbi, a); }
+extern "C" void gt_emu_ctramp_gt_chain_finish_viterbi(const uint64_t* a); // gen_kernels_chain.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_chain.<line>), for reports.
+static const char* const gt_emu_decls_kernels_chain[] = {
+    "300", "kernels/chain.cu:300 sPrev",
+    "301", "kernels/chain.cu:301 sP",
+    "310", "kernels/chain.cu:310 sPrev",
+    "311", "kernels/chain.cu:311 sP",
+    "319", "kernels/chain.cu:319 sPrev",
+    "320", "kernels/chain.cu:320 sP",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_chain[] = {
-    {"gt_chain_block_log", ::gt_emu::arity(&gt_chain_block_log), &gt_emu_tramp_gt_chain_block_log, 0},
-    {"gt_chain_block_min", ::gt_emu::arity(&gt_chain_block_min), &gt_emu_tramp_gt_chain_block_min, 0},
-    {"gt_chain_block_top2", ::gt_emu::arity(&gt_chain_block_top2), &gt_emu_tramp_gt_chain_block_top2, 0},
-    {"gt_chain_step_log", ::gt_emu::arity(&gt_chain_step_log), &gt_emu_tramp_gt_chain_step_log, (long long)sizeof(gt_emu_shm_gt_chain_step_log)},
-    {"gt_chain_step_min", ::gt_emu::arity(&gt_chain_step_min), &gt_emu_tramp_gt_chain_step_min, (long long)sizeof(gt_emu_shm_gt_chain_step_min)},
-    {"gt_chain_step_top2", ::gt_emu::arity(&gt_chain_step_top2), &gt_emu_tramp_gt_chain_step_top2, (long long)sizeof(gt_emu_shm_gt_chain_step_top2)},
-    {"gt_chain_transpose", ::gt_emu::arity(&gt_chain_transpose), &gt_emu_tramp_gt_chain_transpose, 0},
-    {"gt_chain_padding", ::gt_emu::arity(&gt_chain_padding), &gt_emu_tramp_gt_chain_padding, 0},
-    {"gt_chain_finish_loss", ::gt_emu::arity(&gt_chain_finish_loss), &gt_emu_tramp_gt_chain_finish_loss, 0},
-    {"gt_chain_ends", ::gt_emu::arity(&gt_chain_ends), &gt_emu_tramp_gt_chain_ends, 0},
-    {"gt_chain_grad_u", ::gt_emu::arity(&gt_chain_grad_u), &gt_emu_tramp_gt_chain_grad_u, 0},
-    {"gt_chain_pair", ::gt_emu::arity(&gt_chain_pair), &gt_emu_tramp_gt_chain_pair, 0},
-    {"gt_chain_logz", ::gt_emu::arity(&gt_chain_logz), &gt_emu_tramp_gt_chain_logz, 0},
-    {"gt_chain_marginals", ::gt_emu::arity(&gt_chain_marginals), &gt_emu_tramp_gt_chain_marginals, 0},
-    {"gt_chain_finish_viterbi", ::gt_emu::arity(&gt_chain_finish_viterbi), &gt_emu_tramp_gt_chain_finish_viterbi, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_chain_block_log", ::gt_emu::arity(&gt_chain_block_log), &gt_emu_tramp_gt_chain_block_log, 0, &gt_emu_ctramp_gt_chain_block_log, "kernels_chain", gt_emu_decls_kernels_chain, 217, 222},
+    {"gt_chain_block_min", ::gt_emu::arity(&gt_chain_block_min), &gt_emu_tramp_gt_chain_block_min, 0, &gt_emu_ctramp_gt_chain_block_min, "kernels_chain", gt_emu_decls_kernels_chain, 226, 230},
+    {"gt_chain_block_top2", ::gt_emu::arity(&gt_chain_block_top2), &gt_emu_tramp_gt_chain_block_top2, 0, &gt_emu_ctramp_gt_chain_block_top2, "kernels_chain", gt_emu_decls_kernels_chain, 234, 238},
+    {"gt_chain_step_log", ::gt_emu::arity(&gt_chain_step_log), &gt_emu_tramp_gt_chain_step_log, (long long)sizeof(gt_emu_shm_gt_chain_step_log), &gt_emu_ctramp_gt_chain_step_log, "kernels_chain", gt_emu_decls_kernels_chain, 299, 305},
+    {"gt_chain_step_min", ::gt_emu::arity(&gt_chain_step_min), &gt_emu_tramp_gt_chain_step_min, (long long)sizeof(gt_emu_shm_gt_chain_step_min), &gt_emu_ctramp_gt_chain_step_min, "kernels_chain", gt_emu_decls_kernels_chain, 309, 314},
+    {"gt_chain_step_top2", ::gt_emu::arity(&gt_chain_step_top2), &gt_emu_tramp_gt_chain_step_top2, (long long)sizeof(gt_emu_shm_gt_chain_step_top2), &gt_emu_ctramp_gt_chain_step_top2, "kernels_chain", gt_emu_decls_kernels_chain, 318, 323},
+    {"gt_chain_transpose", ::gt_emu::arity(&gt_chain_transpose), &gt_emu_tramp_gt_chain_transpose, 0, &gt_emu_ctramp_gt_chain_transpose, "kernels_chain", gt_emu_decls_kernels_chain, 431, 433},
+    {"gt_chain_padding", ::gt_emu::arity(&gt_chain_padding), &gt_emu_tramp_gt_chain_padding, 0, &gt_emu_ctramp_gt_chain_padding, "kernels_chain", gt_emu_decls_kernels_chain, 438, 443},
+    {"gt_chain_finish_loss", ::gt_emu::arity(&gt_chain_finish_loss), &gt_emu_tramp_gt_chain_finish_loss, 0, &gt_emu_ctramp_gt_chain_finish_loss, "kernels_chain", gt_emu_decls_kernels_chain, 478, 529},
+    {"gt_chain_ends", ::gt_emu::arity(&gt_chain_ends), &gt_emu_tramp_gt_chain_ends, 0, &gt_emu_ctramp_gt_chain_ends, "kernels_chain", gt_emu_decls_kernels_chain, 555, 568},
+    {"gt_chain_grad_u", ::gt_emu::arity(&gt_chain_grad_u), &gt_emu_tramp_gt_chain_grad_u, 0, &gt_emu_ctramp_gt_chain_grad_u, "kernels_chain", gt_emu_decls_kernels_chain, 575, 587},
+    {"gt_chain_pair", ::gt_emu::arity(&gt_chain_pair), &gt_emu_tramp_gt_chain_pair, 0, &gt_emu_ctramp_gt_chain_pair, "kernels_chain", gt_emu_decls_kernels_chain, 596, 618},
+    {"gt_chain_logz", ::gt_emu::arity(&gt_chain_logz), &gt_emu_tramp_gt_chain_logz, 0, &gt_emu_ctramp_gt_chain_logz, "kernels_chain", gt_emu_decls_kernels_chain, 623, 634},
+    {"gt_chain_marginals", ::gt_emu::arity(&gt_chain_marginals), &gt_emu_tramp_gt_chain_marginals, 0, &gt_emu_ctramp_gt_chain_marginals, "kernels_chain", gt_emu_decls_kernels_chain, 639, 647},
+    {"gt_chain_finish_viterbi", ::gt_emu::arity(&gt_chain_finish_viterbi), &gt_emu_tramp_gt_chain_finish_viterbi, 0, &gt_emu_ctramp_gt_chain_finish_viterbi, "kernels_chain", gt_emu_decls_kernels_chain, 652, 672},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

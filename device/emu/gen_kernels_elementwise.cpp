@@ -6,39 +6,56 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_elementwise"
 #include "emu.h"
 #include "../../kernels/elementwise.cu"
 
-static void gt_emu_tramp_gt_add_row_vector(const uint64_t* a) { ::gt_emu::invoke(&gt_add_row_vector, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_add_row_vector(const uint64_t* a) { ::gt_emu::invoke(&gt_add_row_vector, a); }
+extern "C" void gt_emu_ctramp_gt_add_row_vector(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_relu(const uint64_t* a) { ::gt_emu::invoke(&gt_relu, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_relu(const uint64_t* a) { ::gt_emu::invoke(&gt_relu, a); }
+extern "C" void gt_emu_ctramp_gt_relu(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_tanh(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tanh(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh, a); }
+extern "C" void gt_emu_ctramp_gt_tanh(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_relu_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_relu_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_relu_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_relu_grad, a); }
+extern "C" void gt_emu_ctramp_gt_relu_grad(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_tanh_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_tanh_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_tanh_grad, a); }
+extern "C" void gt_emu_ctramp_gt_tanh_grad(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_sgd_step(const uint64_t* a) { ::gt_emu::invoke(&gt_sgd_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_sgd_step(const uint64_t* a) { ::gt_emu::invoke(&gt_sgd_step, a); }
+extern "C" void gt_emu_ctramp_gt_sgd_step(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_momentum_step(const uint64_t* a) { ::gt_emu::invoke(&gt_momentum_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_momentum_step(const uint64_t* a) { ::gt_emu::invoke(&gt_momentum_step, a); }
+extern "C" void gt_emu_ctramp_gt_momentum_step(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_adam_step(const uint64_t* a) { ::gt_emu::invoke(&gt_adam_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_adam_step(const uint64_t* a) { ::gt_emu::invoke(&gt_adam_step, a); }
+extern "C" void gt_emu_ctramp_gt_adam_step(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_gather_rows(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_rows, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gather_rows(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_rows, a); }
+extern "C" void gt_emu_ctramp_gt_gather_rows(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
 
-static void gt_emu_tramp_gt_gather_ints(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_ints, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gather_ints(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_ints, a); }
+extern "C" void gt_emu_ctramp_gt_gather_ints(const uint64_t* a); // gen_kernels_elementwise.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_elementwise.<line>), for reports.
+static const char* const gt_emu_decls_kernels_elementwise[] = {
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[] = {
-    {"gt_add_row_vector", ::gt_emu::arity(&gt_add_row_vector), &gt_emu_tramp_gt_add_row_vector, 0},
-    {"gt_relu", ::gt_emu::arity(&gt_relu), &gt_emu_tramp_gt_relu, 0},
-    {"gt_tanh", ::gt_emu::arity(&gt_tanh), &gt_emu_tramp_gt_tanh, 0},
-    {"gt_relu_grad", ::gt_emu::arity(&gt_relu_grad), &gt_emu_tramp_gt_relu_grad, 0},
-    {"gt_tanh_grad", ::gt_emu::arity(&gt_tanh_grad), &gt_emu_tramp_gt_tanh_grad, 0},
-    {"gt_sgd_step", ::gt_emu::arity(&gt_sgd_step), &gt_emu_tramp_gt_sgd_step, 0},
-    {"gt_momentum_step", ::gt_emu::arity(&gt_momentum_step), &gt_emu_tramp_gt_momentum_step, 0},
-    {"gt_adam_step", ::gt_emu::arity(&gt_adam_step), &gt_emu_tramp_gt_adam_step, 0},
-    {"gt_gather_rows", ::gt_emu::arity(&gt_gather_rows), &gt_emu_tramp_gt_gather_rows, 0},
-    {"gt_gather_ints", ::gt_emu::arity(&gt_gather_ints), &gt_emu_tramp_gt_gather_ints, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_add_row_vector", ::gt_emu::arity(&gt_add_row_vector), &gt_emu_tramp_gt_add_row_vector, 0, &gt_emu_ctramp_gt_add_row_vector, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 12, 24},
+    {"gt_relu", ::gt_emu::arity(&gt_relu), &gt_emu_tramp_gt_relu, 0, &gt_emu_ctramp_gt_relu, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 27, 30},
+    {"gt_tanh", ::gt_emu::arity(&gt_tanh), &gt_emu_tramp_gt_tanh, 0, &gt_emu_ctramp_gt_tanh, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 32, 34},
+    {"gt_relu_grad", ::gt_emu::arity(&gt_relu_grad), &gt_emu_tramp_gt_relu_grad, 0, &gt_emu_ctramp_gt_relu_grad, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 38, 41},
+    {"gt_tanh_grad", ::gt_emu::arity(&gt_tanh_grad), &gt_emu_tramp_gt_tanh_grad, 0, &gt_emu_ctramp_gt_tanh_grad, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 44, 49},
+    {"gt_sgd_step", ::gt_emu::arity(&gt_sgd_step), &gt_emu_tramp_gt_sgd_step, 0, &gt_emu_ctramp_gt_sgd_step, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 57, 60},
+    {"gt_momentum_step", ::gt_emu::arity(&gt_momentum_step), &gt_emu_tramp_gt_momentum_step, 0, &gt_emu_ctramp_gt_momentum_step, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 64, 71},
+    {"gt_adam_step", ::gt_emu::arity(&gt_adam_step), &gt_emu_tramp_gt_adam_step, 0, &gt_emu_ctramp_gt_adam_step, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 78, 87},
+    {"gt_gather_rows", ::gt_emu::arity(&gt_gather_rows), &gt_emu_tramp_gt_gather_rows, 0, &gt_emu_ctramp_gt_gather_rows, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 94, 109},
+    {"gt_gather_ints", ::gt_emu::arity(&gt_gather_ints), &gt_emu_tramp_gt_gather_ints, 0, &gt_emu_ctramp_gt_gather_ints, "kernels_elementwise", gt_emu_decls_kernels_elementwise, 113, 118},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -6,39 +6,58 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_energyloss"
 #include "emu.h"
 #include "../../kernels/energyloss.cu"
 
-static void gt_emu_tramp_gt_energy_loss(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss {
     gt_row_part sh[GT_THREADS];
     gt_row_coef coef;
 };
 
-static void gt_emu_tramp_gt_energy_loss_cached(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_cached, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss_cached(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_cached, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss_cached(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss_cached {
     gt_row_part warpParts[GT_EL_MAX_GROUPS];
     gt_row_coef coefs[GT_EL_MAX_GROUPS];
 };
 
-static void gt_emu_tramp_gt_energy_loss_partial(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_partial, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss_partial(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_partial, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss_partial(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss_partial {
     gt_row_part sh[GT_THREADS];
 };
 
-static void gt_emu_tramp_gt_energy_loss_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_merge, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_energy_loss_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_energy_loss_merge, a); }
+extern "C" void gt_emu_ctramp_gt_energy_loss_merge(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
 struct gt_emu_shm_gt_energy_loss_merge {
     gt_row_part sh[GT_THREADS];
     gt_row_coef coef;
 };
 
-static void gt_emu_tramp_gt_check_labels(const uint64_t* a) { ::gt_emu::invoke(&gt_check_labels, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_check_labels(const uint64_t* a) { ::gt_emu::invoke(&gt_check_labels, a); }
+extern "C" void gt_emu_ctramp_gt_check_labels(const uint64_t* a); // gen_kernels_energyloss.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_energyloss.<line>), for reports.
+static const char* const gt_emu_decls_kernels_energyloss[] = {
+    "289", "kernels/energyloss.cu:289 sh",
+    "290", "kernels/energyloss.cu:290 coef",
+    "366", "kernels/energyloss.cu:366 warpParts",
+    "367", "kernels/energyloss.cu:367 coefs",
+    "470", "kernels/energyloss.cu:470 sh",
+    "498", "kernels/energyloss.cu:498 sh",
+    "499", "kernels/energyloss.cu:499 coef",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[] = {
-    {"gt_energy_loss", ::gt_emu::arity(&gt_energy_loss), &gt_emu_tramp_gt_energy_loss, (long long)sizeof(gt_emu_shm_gt_energy_loss)},
-    {"gt_energy_loss_cached", ::gt_emu::arity(&gt_energy_loss_cached), &gt_emu_tramp_gt_energy_loss_cached, (long long)sizeof(gt_emu_shm_gt_energy_loss_cached)},
-    {"gt_energy_loss_partial", ::gt_emu::arity(&gt_energy_loss_partial), &gt_emu_tramp_gt_energy_loss_partial, (long long)sizeof(gt_emu_shm_gt_energy_loss_partial)},
-    {"gt_energy_loss_merge", ::gt_emu::arity(&gt_energy_loss_merge), &gt_emu_tramp_gt_energy_loss_merge, (long long)sizeof(gt_emu_shm_gt_energy_loss_merge)},
-    {"gt_check_labels", ::gt_emu::arity(&gt_check_labels), &gt_emu_tramp_gt_check_labels, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_energy_loss", ::gt_emu::arity(&gt_energy_loss), &gt_emu_tramp_gt_energy_loss, (long long)sizeof(gt_emu_shm_gt_energy_loss), &gt_emu_ctramp_gt_energy_loss, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 288, 311},
+    {"gt_energy_loss_cached", ::gt_emu::arity(&gt_energy_loss_cached), &gt_emu_tramp_gt_energy_loss_cached, (long long)sizeof(gt_emu_shm_gt_energy_loss_cached), &gt_emu_ctramp_gt_energy_loss_cached, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 364, 459},
+    {"gt_energy_loss_partial", ::gt_emu::arity(&gt_energy_loss_partial), &gt_emu_tramp_gt_energy_loss_partial, (long long)sizeof(gt_emu_shm_gt_energy_loss_partial), &gt_emu_ctramp_gt_energy_loss_partial, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 469, 487},
+    {"gt_energy_loss_merge", ::gt_emu::arity(&gt_energy_loss_merge), &gt_emu_tramp_gt_energy_loss_merge, (long long)sizeof(gt_emu_shm_gt_energy_loss_merge), &gt_emu_ctramp_gt_energy_loss_merge, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 497, 533},
+    {"gt_check_labels", ::gt_emu::arity(&gt_check_labels), &gt_emu_tramp_gt_check_labels, 0, &gt_emu_ctramp_gt_check_labels, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 540, 545},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -6,81 +6,112 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_gemm"
 #include "emu.h"
 #include "../../kernels/gemm.cu"
 
-static void gt_emu_tramp_gt_gemm_nn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nn(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nn {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nt(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nt {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tn(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tn(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tn {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tt(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tt(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tt {
     float smem[GT_GEMM_SMEM(64, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nn_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nn_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nt_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nt_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tn_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tn_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tn_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_tt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x64, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tt_128x64(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x64, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tt_128x64(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tt_128x64 {
     float smem[GT_GEMM_SMEM(128, 64, 16)];
 };
 
-static void gt_emu_tramp_gt_gemm_nn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nn_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nn_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nn_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
-static void gt_emu_tramp_gt_gemm_nt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_nt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_nt_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_nt_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_nt_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
-static void gt_emu_tramp_gt_gemm_tn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tn_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tn_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tn_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tn_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
-static void gt_emu_tramp_gt_gemm_tt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x128, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gemm_tt_128x128(const uint64_t* a) { ::gt_emu::invoke(&gt_gemm_tt_128x128, a); }
+extern "C" void gt_emu_ctramp_gt_gemm_tt_128x128(const uint64_t* a); // gen_kernels_gemm.checked.cpp
 struct gt_emu_shm_gt_gemm_tt_128x128 {
     float smem[GT_GEMM_SMEM(128, 128, 8)];
 };
 
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_gemm.<line>), for reports.
+static const char* const gt_emu_decls_kernels_gemm[] = {
+    "283", "kernels/gemm.cu:283 smem",
+    "290", "kernels/gemm.cu:290 smem",
+    "297", "kernels/gemm.cu:297 smem",
+    "304", "kernels/gemm.cu:304 smem",
+    "313", "kernels/gemm.cu:313 smem",
+    "320", "kernels/gemm.cu:320 smem",
+    "327", "kernels/gemm.cu:327 smem",
+    "334", "kernels/gemm.cu:334 smem",
+    "344", "kernels/gemm.cu:344 smem",
+    "352", "kernels/gemm.cu:352 smem",
+    "360", "kernels/gemm.cu:360 smem",
+    "368", "kernels/gemm.cu:368 smem",
+    nullptr,
+};
+
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[] = {
-    {"gt_gemm_nn", ::gt_emu::arity(&gt_gemm_nn), &gt_emu_tramp_gt_gemm_nn, (long long)sizeof(gt_emu_shm_gt_gemm_nn)},
-    {"gt_gemm_nt", ::gt_emu::arity(&gt_gemm_nt), &gt_emu_tramp_gt_gemm_nt, (long long)sizeof(gt_emu_shm_gt_gemm_nt)},
-    {"gt_gemm_tn", ::gt_emu::arity(&gt_gemm_tn), &gt_emu_tramp_gt_gemm_tn, (long long)sizeof(gt_emu_shm_gt_gemm_tn)},
-    {"gt_gemm_tt", ::gt_emu::arity(&gt_gemm_tt), &gt_emu_tramp_gt_gemm_tt, (long long)sizeof(gt_emu_shm_gt_gemm_tt)},
-    {"gt_gemm_nn_128x64", ::gt_emu::arity(&gt_gemm_nn_128x64), &gt_emu_tramp_gt_gemm_nn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x64)},
-    {"gt_gemm_nt_128x64", ::gt_emu::arity(&gt_gemm_nt_128x64), &gt_emu_tramp_gt_gemm_nt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x64)},
-    {"gt_gemm_tn_128x64", ::gt_emu::arity(&gt_gemm_tn_128x64), &gt_emu_tramp_gt_gemm_tn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x64)},
-    {"gt_gemm_tt_128x64", ::gt_emu::arity(&gt_gemm_tt_128x64), &gt_emu_tramp_gt_gemm_tt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x64)},
-    {"gt_gemm_nn_128x128", ::gt_emu::arity(&gt_gemm_nn_128x128), &gt_emu_tramp_gt_gemm_nn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x128)},
-    {"gt_gemm_nt_128x128", ::gt_emu::arity(&gt_gemm_nt_128x128), &gt_emu_tramp_gt_gemm_nt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x128)},
-    {"gt_gemm_tn_128x128", ::gt_emu::arity(&gt_gemm_tn_128x128), &gt_emu_tramp_gt_gemm_tn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x128)},
-    {"gt_gemm_tt_128x128", ::gt_emu::arity(&gt_gemm_tt_128x128), &gt_emu_tramp_gt_gemm_tt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x128)},
-    {nullptr, 0, nullptr, 0},
+    {"gt_gemm_nn", ::gt_emu::arity(&gt_gemm_nn), &gt_emu_tramp_gt_gemm_nn, (long long)sizeof(gt_emu_shm_gt_gemm_nn), &gt_emu_ctramp_gt_gemm_nn, "kernels_gemm", gt_emu_decls_kernels_gemm, 282, 285},
+    {"gt_gemm_nt", ::gt_emu::arity(&gt_gemm_nt), &gt_emu_tramp_gt_gemm_nt, (long long)sizeof(gt_emu_shm_gt_gemm_nt), &gt_emu_ctramp_gt_gemm_nt, "kernels_gemm", gt_emu_decls_kernels_gemm, 289, 292},
+    {"gt_gemm_tn", ::gt_emu::arity(&gt_gemm_tn), &gt_emu_tramp_gt_gemm_tn, (long long)sizeof(gt_emu_shm_gt_gemm_tn), &gt_emu_ctramp_gt_gemm_tn, "kernels_gemm", gt_emu_decls_kernels_gemm, 296, 299},
+    {"gt_gemm_tt", ::gt_emu::arity(&gt_gemm_tt), &gt_emu_tramp_gt_gemm_tt, (long long)sizeof(gt_emu_shm_gt_gemm_tt), &gt_emu_ctramp_gt_gemm_tt, "kernels_gemm", gt_emu_decls_kernels_gemm, 303, 306},
+    {"gt_gemm_nn_128x64", ::gt_emu::arity(&gt_gemm_nn_128x64), &gt_emu_tramp_gt_gemm_nn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x64), &gt_emu_ctramp_gt_gemm_nn_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 312, 315},
+    {"gt_gemm_nt_128x64", ::gt_emu::arity(&gt_gemm_nt_128x64), &gt_emu_tramp_gt_gemm_nt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x64), &gt_emu_ctramp_gt_gemm_nt_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 319, 322},
+    {"gt_gemm_tn_128x64", ::gt_emu::arity(&gt_gemm_tn_128x64), &gt_emu_tramp_gt_gemm_tn_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x64), &gt_emu_ctramp_gt_gemm_tn_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 326, 329},
+    {"gt_gemm_tt_128x64", ::gt_emu::arity(&gt_gemm_tt_128x64), &gt_emu_tramp_gt_gemm_tt_128x64, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x64), &gt_emu_ctramp_gt_gemm_tt_128x64, "kernels_gemm", gt_emu_decls_kernels_gemm, 333, 336},
+    {"gt_gemm_nn_128x128", ::gt_emu::arity(&gt_gemm_nn_128x128), &gt_emu_tramp_gt_gemm_nn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nn_128x128), &gt_emu_ctramp_gt_gemm_nn_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 343, 346},
+    {"gt_gemm_nt_128x128", ::gt_emu::arity(&gt_gemm_nt_128x128), &gt_emu_tramp_gt_gemm_nt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_nt_128x128), &gt_emu_ctramp_gt_gemm_nt_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 351, 354},
+    {"gt_gemm_tn_128x128", ::gt_emu::arity(&gt_gemm_tn_128x128), &gt_emu_tramp_gt_gemm_tn_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tn_128x128), &gt_emu_ctramp_gt_gemm_tn_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 359, 362},
+    {"gt_gemm_tt_128x128", ::gt_emu::arity(&gt_gemm_tt_128x128), &gt_emu_tramp_gt_gemm_tt_128x128, (long long)sizeof(gt_emu_shm_gt_gemm_tt_128x128), &gt_emu_ctramp_gt_gemm_tt_128x128, "kernels_gemm", gt_emu_decls_kernels_gemm, 367, 370},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

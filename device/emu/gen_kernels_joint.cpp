@@ -6,27 +6,40 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_joint"
 #include "emu.h"
 #include "../../kernels/joint.cu"
 
-static void gt_emu_tramp_gt_joint_pair_table(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_pair_table, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_joint_pair_table(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_pair_table, a); }
+extern "C" void gt_emu_ctramp_gt_joint_pair_table(const uint64_t* a); // gen_kernels_joint.checked.cpp
 
-static void gt_emu_tramp_gt_joint_energies(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_energies, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_joint_energies(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_energies, a); }
+extern "C" void gt_emu_ctramp_gt_joint_energies(const uint64_t* a); // gen_kernels_joint.checked.cpp
 
-static void gt_emu_tramp_gt_joint_unary_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_unary_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_joint_unary_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_unary_grad, a); }
+extern "C" void gt_emu_ctramp_gt_joint_unary_grad(const uint64_t* a); // gen_kernels_joint.checked.cpp
 struct gt_emu_shm_gt_joint_unary_grad {
     double sh[GT_THREADS];
 };
 
-static void gt_emu_tramp_gt_joint_pair_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_pair_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_joint_pair_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_joint_pair_grad, a); }
+extern "C" void gt_emu_ctramp_gt_joint_pair_grad(const uint64_t* a); // gen_kernels_joint.checked.cpp
 struct gt_emu_shm_gt_joint_pair_grad {
     double sh[GT_THREADS];
 };
 
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_joint.<line>), for reports.
+static const char* const gt_emu_decls_kernels_joint[] = {
+    "81", "kernels/joint.cu:81 sh",
+    "110", "kernels/joint.cu:110 sh",
+    nullptr,
+};
+
 extern "C" const gt_emu_kernel gt_emu_table_kernels_joint[] = {
-    {"gt_joint_pair_table", ::gt_emu::arity(&gt_joint_pair_table), &gt_emu_tramp_gt_joint_pair_table, 0},
-    {"gt_joint_energies", ::gt_emu::arity(&gt_joint_energies), &gt_emu_tramp_gt_joint_energies, 0},
-    {"gt_joint_unary_grad", ::gt_emu::arity(&gt_joint_unary_grad), &gt_emu_tramp_gt_joint_unary_grad, (long long)sizeof(gt_emu_shm_gt_joint_unary_grad)},
-    {"gt_joint_pair_grad", ::gt_emu::arity(&gt_joint_pair_grad), &gt_emu_tramp_gt_joint_pair_grad, (long long)sizeof(gt_emu_shm_gt_joint_pair_grad)},
-    {nullptr, 0, nullptr, 0},
+    {"gt_joint_pair_table", ::gt_emu::arity(&gt_joint_pair_table), &gt_emu_tramp_gt_joint_pair_table, 0, &gt_emu_ctramp_gt_joint_pair_table, "kernels_joint", gt_emu_decls_kernels_joint, 23, 37},
+    {"gt_joint_energies", ::gt_emu::arity(&gt_joint_energies), &gt_emu_tramp_gt_joint_energies, 0, &gt_emu_ctramp_gt_joint_energies, "kernels_joint", gt_emu_decls_kernels_joint, 45, 55},
+    {"gt_joint_unary_grad", ::gt_emu::arity(&gt_joint_unary_grad), &gt_emu_tramp_gt_joint_unary_grad, (long long)sizeof(gt_emu_shm_gt_joint_unary_grad), &gt_emu_ctramp_gt_joint_unary_grad, "kernels_joint", gt_emu_decls_kernels_joint, 80, 98},
+    {"gt_joint_pair_grad", ::gt_emu::arity(&gt_joint_pair_grad), &gt_emu_tramp_gt_joint_pair_grad, (long long)sizeof(gt_emu_shm_gt_joint_pair_grad), &gt_emu_ctramp_gt_joint_pair_grad, "kernels_joint", gt_emu_decls_kernels_joint, 109, 138},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

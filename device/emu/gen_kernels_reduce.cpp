@@ -6,31 +6,46 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_reduce"
 #include "emu.h"
 #include "../../kernels/reduce.cu"
 
-static void gt_emu_tramp_gt_column_sums(const uint64_t* a) { ::gt_emu::invoke(&gt_column_sums, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_column_sums(const uint64_t* a) { ::gt_emu::invoke(&gt_column_sums, a); }
+extern "C" void gt_emu_ctramp_gt_column_sums(const uint64_t* a); // gen_kernels_reduce.checked.cpp
 struct gt_emu_shm_gt_column_sums {
     double sh[GT_CS_ROWS][GT_CS_COLS];
 };
 
-static void gt_emu_tramp_gt_column_sums_partial(const uint64_t* a) { ::gt_emu::invoke(&gt_column_sums_partial, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_column_sums_partial(const uint64_t* a) { ::gt_emu::invoke(&gt_column_sums_partial, a); }
+extern "C" void gt_emu_ctramp_gt_column_sums_partial(const uint64_t* a); // gen_kernels_reduce.checked.cpp
 struct gt_emu_shm_gt_column_sums_partial {
     double sh[GT_CS_ROWS][GT_CS_COLS];
 };
 
-static void gt_emu_tramp_gt_column_sums_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_column_sums_merge, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_column_sums_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_column_sums_merge, a); }
+extern "C" void gt_emu_ctramp_gt_column_sums_merge(const uint64_t* a); // gen_kernels_reduce.checked.cpp
 
-static void gt_emu_tramp_gt_argmin_rows(const uint64_t* a) { ::gt_emu::invoke(&gt_argmin_rows, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_argmin_rows(const uint64_t* a) { ::gt_emu::invoke(&gt_argmin_rows, a); }
+extern "C" void gt_emu_ctramp_gt_argmin_rows(const uint64_t* a); // gen_kernels_reduce.checked.cpp
 struct gt_emu_shm_gt_argmin_rows {
     float sv[GT_THREADS];
     int si[GT_THREADS];
 };
 
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_reduce.<line>), for reports.
+static const char* const gt_emu_decls_kernels_reduce[] = {
+    "45", "kernels/reduce.cu:45 sh",
+    "64", "kernels/reduce.cu:64 sh",
+    "96", "kernels/reduce.cu:96 sv",
+    "97", "kernels/reduce.cu:97 si",
+    nullptr,
+};
+
 extern "C" const gt_emu_kernel gt_emu_table_kernels_reduce[] = {
-    {"gt_column_sums", ::gt_emu::arity(&gt_column_sums), &gt_emu_tramp_gt_column_sums, (long long)sizeof(gt_emu_shm_gt_column_sums)},
-    {"gt_column_sums_partial", ::gt_emu::arity(&gt_column_sums_partial), &gt_emu_tramp_gt_column_sums_partial, (long long)sizeof(gt_emu_shm_gt_column_sums_partial)},
-    {"gt_column_sums_merge", ::gt_emu::arity(&gt_column_sums_merge), &gt_emu_tramp_gt_column_sums_merge, 0},
-    {"gt_argmin_rows", ::gt_emu::arity(&gt_argmin_rows), &gt_emu_tramp_gt_argmin_rows, (long long)sizeof(gt_emu_shm_gt_argmin_rows)},
-    {nullptr, 0, nullptr, 0},
+    {"gt_column_sums", ::gt_emu::arity(&gt_column_sums), &gt_emu_tramp_gt_column_sums, (long long)sizeof(gt_emu_shm_gt_column_sums), &gt_emu_ctramp_gt_column_sums, "kernels_reduce", gt_emu_decls_kernels_reduce, 44, 55},
+    {"gt_column_sums_partial", ::gt_emu::arity(&gt_column_sums_partial), &gt_emu_tramp_gt_column_sums_partial, (long long)sizeof(gt_emu_shm_gt_column_sums_partial), &gt_emu_ctramp_gt_column_sums_partial, "kernels_reduce", gt_emu_decls_kernels_reduce, 63, 72},
+    {"gt_column_sums_merge", ::gt_emu::arity(&gt_column_sums_merge), &gt_emu_tramp_gt_column_sums_merge, 0, &gt_emu_ctramp_gt_column_sums_merge, "kernels_reduce", gt_emu_decls_kernels_reduce, 79, 87},
+    {"gt_argmin_rows", ::gt_emu::arity(&gt_argmin_rows), &gt_emu_tramp_gt_argmin_rows, (long long)sizeof(gt_emu_shm_gt_argmin_rows), &gt_emu_ctramp_gt_argmin_rows, "kernels_reduce", gt_emu_decls_kernels_reduce, 95, 136},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -6,27 +6,40 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_step"
 #include "emu.h"
 #include "../../kernels/step.cu"
 
-static void gt_emu_tramp_gt_gather_step(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_step, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_gather_step(const uint64_t* a) { ::gt_emu::invoke(&gt_gather_step, a); }
+extern "C" void gt_emu_ctramp_gt_gather_step(const uint64_t* a); // gen_kernels_step.checked.cpp
 
-static void gt_emu_tramp_gt_step_record(const uint64_t* a) { ::gt_emu::invoke(&gt_step_record, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_step_record(const uint64_t* a) { ::gt_emu::invoke(&gt_step_record, a); }
+extern "C" void gt_emu_ctramp_gt_step_record(const uint64_t* a); // gen_kernels_step.checked.cpp
 struct gt_emu_shm_gt_step_record {
     double sh[GT_THREADS];
 };
 
-static void gt_emu_tramp_gt_sgd_multi(const uint64_t* a) { ::gt_emu::invoke(&gt_sgd_multi, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_sgd_multi(const uint64_t* a) { ::gt_emu::invoke(&gt_sgd_multi, a); }
+extern "C" void gt_emu_ctramp_gt_sgd_multi(const uint64_t* a); // gen_kernels_step.checked.cpp
 
-static void gt_emu_tramp_gt_momentum_multi(const uint64_t* a) { ::gt_emu::invoke(&gt_momentum_multi, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_momentum_multi(const uint64_t* a) { ::gt_emu::invoke(&gt_momentum_multi, a); }
+extern "C" void gt_emu_ctramp_gt_momentum_multi(const uint64_t* a); // gen_kernels_step.checked.cpp
 
-static void gt_emu_tramp_gt_adam_multi(const uint64_t* a) { ::gt_emu::invoke(&gt_adam_multi, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_adam_multi(const uint64_t* a) { ::gt_emu::invoke(&gt_adam_multi, a); }
+extern "C" void gt_emu_ctramp_gt_adam_multi(const uint64_t* a); // gen_kernels_step.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_step.<line>), for reports.
+static const char* const gt_emu_decls_kernels_step[] = {
+    "83", "kernels/step.cu:83 sh",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_step[] = {
-    {"gt_gather_step", ::gt_emu::arity(&gt_gather_step), &gt_emu_tramp_gt_gather_step, 0},
-    {"gt_step_record", ::gt_emu::arity(&gt_step_record), &gt_emu_tramp_gt_step_record, (long long)sizeof(gt_emu_shm_gt_step_record)},
-    {"gt_sgd_multi", ::gt_emu::arity(&gt_sgd_multi), &gt_emu_tramp_gt_sgd_multi, 0},
-    {"gt_momentum_multi", ::gt_emu::arity(&gt_momentum_multi), &gt_emu_tramp_gt_momentum_multi, 0},
-    {"gt_adam_multi", ::gt_emu::arity(&gt_adam_multi), &gt_emu_tramp_gt_adam_multi, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_gather_step", ::gt_emu::arity(&gt_gather_step), &gt_emu_tramp_gt_gather_step, 0, &gt_emu_ctramp_gt_gather_step, "kernels_step", gt_emu_decls_kernels_step, 52, 71},
+    {"gt_step_record", ::gt_emu::arity(&gt_step_record), &gt_emu_tramp_gt_step_record, (long long)sizeof(gt_emu_shm_gt_step_record), &gt_emu_ctramp_gt_step_record, "kernels_step", gt_emu_decls_kernels_step, 82, 109},
+    {"gt_sgd_multi", ::gt_emu::arity(&gt_sgd_multi), &gt_emu_tramp_gt_sgd_multi, 0, &gt_emu_ctramp_gt_sgd_multi, "kernels_step", gt_emu_decls_kernels_step, 196, 198},
+    {"gt_momentum_multi", ::gt_emu::arity(&gt_momentum_multi), &gt_emu_tramp_gt_momentum_multi, 0, &gt_emu_ctramp_gt_momentum_multi, "kernels_step", gt_emu_decls_kernels_step, 201, 203},
+    {"gt_adam_multi", ::gt_emu::arity(&gt_adam_multi), &gt_emu_tramp_gt_adam_multi, 0, &gt_emu_ctramp_gt_adam_multi, "kernels_step", gt_emu_decls_kernels_step, 207, 209},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

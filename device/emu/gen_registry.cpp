@@ -12,6 +12,7 @@ extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_joint[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_reduce[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_step[];
+extern "C" const gt_emu_kernel gt_emu_table_testdata_checks[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
 
@@ -25,7 +26,25 @@ extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_joint,
     gt_emu_table_kernels_reduce,
     gt_emu_table_kernels_step,
+    gt_emu_table_testdata_checks,
     gt_emu_table_testdata_misc,
     gt_emu_table_testdata_reduce,
+    nullptr,
+};
+
+// The files the generated units were made from, path and SHA-256 in turn.
+extern "C" const char* const gt_emu_inputs[] = {
+    "device/emu/testdata/checks.cu", "fffdb670e559f088b2ca82d0e70e1b025578f61e2bd585ce7cd9e0c969d183ee",
+    "device/emu/testdata/misc.cu", "6d75cf2a33832c00e44474dc102ab1538131666648990cbf6a4f7220b7787de5",
+    "device/emu/testdata/reduce.cu", "51a4657acc1efb5ed430889162feeb69dc16804f66b3dc1f75095bf4e21d7ee8",
+    "kernels/chain.cu", "1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4",
+    "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",
+    "kernels/energyloss.cu", "83af409ce41e314a2947dea12281d9942ba0f067c571bc951bcfe00c8f193449",
+    "kernels/gemm.cu", "afc5e23aebb0f2a74149e28cb731dcb3d5d26f0e839e584feee4d462ab619981",
+    "kernels/gputrain.cuh", "dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f",
+    "kernels/joint.cu", "67a690bd98eb68b60e42a0b681da3cbf4492ca06f6307a2d10172ef2900b70c4",
+    "kernels/optim.cuh", "7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e",
+    "kernels/reduce.cu", "c1f8d4046d7932bb76f969ff8185d258a6ea340b8700119a26cf34424df7b9a5",
+    "kernels/step.cu", "d4ff1cc63daaaca8d51bf92d8ad0ca520b3498a7235e2d87efc24f4ef078c399",
     nullptr,
 };

@@ -6,65 +6,92 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.testdata_misc"
 #include "emu.h"
 #include "testdata/misc.cu"
 
-static void gt_emu_tramp_emutest_grid_stride(const uint64_t* a) { ::gt_emu::invoke(&emutest_grid_stride, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_grid_stride(const uint64_t* a) { ::gt_emu::invoke(&emutest_grid_stride, a); }
+extern "C" void gt_emu_ctramp_emutest_grid_stride(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_coords(const uint64_t* a) { ::gt_emu::invoke(&emutest_coords, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_coords(const uint64_t* a) { ::gt_emu::invoke(&emutest_coords, a); }
+extern "C" void gt_emu_ctramp_emutest_coords(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_grid2d(const uint64_t* a) { ::gt_emu::invoke(&emutest_grid2d, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_grid2d(const uint64_t* a) { ::gt_emu::invoke(&emutest_grid2d, a); }
+extern "C" void gt_emu_ctramp_emutest_grid2d(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_reverse_dynamic(const uint64_t* a) { ::gt_emu::invoke(&emutest_reverse_dynamic, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_reverse_dynamic(const uint64_t* a) { ::gt_emu::invoke(&emutest_reverse_dynamic, a); }
+extern "C" void gt_emu_ctramp_emutest_reverse_dynamic(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_early_exit(const uint64_t* a) { ::gt_emu::invoke(&emutest_early_exit, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_early_exit(const uint64_t* a) { ::gt_emu::invoke(&emutest_early_exit, a); }
+extern "C" void gt_emu_ctramp_emutest_early_exit(const uint64_t* a); // gen_testdata_misc.checked.cpp
 struct gt_emu_shm_emutest_early_exit {
     float s[1024];
 };
 
-static void gt_emu_tramp_emutest_tiled_matmul(const uint64_t* a) { ::gt_emu::invoke(&emutest_tiled_matmul, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_tiled_matmul(const uint64_t* a) { ::gt_emu::invoke(&emutest_tiled_matmul, a); }
+extern "C" void gt_emu_ctramp_emutest_tiled_matmul(const uint64_t* a); // gen_testdata_misc.checked.cpp
 struct gt_emu_shm_emutest_tiled_matmul {
     float As[EMUTEST_TILE][EMUTEST_TILE];
     float Bs[EMUTEST_TILE][EMUTEST_TILE + 1];
 };
 
-static void gt_emu_tramp_emutest_trivial(const uint64_t* a) { ::gt_emu::invoke(&emutest_trivial, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_trivial(const uint64_t* a) { ::gt_emu::invoke(&emutest_trivial, a); }
+extern "C" void gt_emu_ctramp_emutest_trivial(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_math(const uint64_t* a) { ::gt_emu::invoke(&emutest_math, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_math(const uint64_t* a) { ::gt_emu::invoke(&emutest_math, a); }
+extern "C" void gt_emu_ctramp_emutest_math(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_big_shared(const uint64_t* a) { ::gt_emu::invoke(&emutest_big_shared, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_big_shared(const uint64_t* a) { ::gt_emu::invoke(&emutest_big_shared, a); }
+extern "C" void gt_emu_ctramp_emutest_big_shared(const uint64_t* a); // gen_testdata_misc.checked.cpp
 struct gt_emu_shm_emutest_big_shared {
     float big[EMUTEST_BIG];
 };
 
-static void gt_emu_tramp_emutest_local_shared(const uint64_t* a) { ::gt_emu::invoke(&emutest_local_shared, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_local_shared(const uint64_t* a) { ::gt_emu::invoke(&emutest_local_shared, a); }
+extern "C" void gt_emu_ctramp_emutest_local_shared(const uint64_t* a); // gen_testdata_misc.checked.cpp
 // static shared memory not counted: `float s[kLocal]` uses kLocal, which is not a macro or a file-scope name
 
-static void gt_emu_tramp_emutest_exit_then_shuffle(const uint64_t* a) { ::gt_emu::invoke(&emutest_exit_then_shuffle, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_exit_then_shuffle(const uint64_t* a) { ::gt_emu::invoke(&emutest_exit_then_shuffle, a); }
+extern "C" void gt_emu_ctramp_emutest_exit_then_shuffle(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_barrier_vs_shuffle(const uint64_t* a) { ::gt_emu::invoke(&emutest_barrier_vs_shuffle, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_barrier_vs_shuffle(const uint64_t* a) { ::gt_emu::invoke(&emutest_barrier_vs_shuffle, a); }
+extern "C" void gt_emu_ctramp_emutest_barrier_vs_shuffle(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_shuffle_delta(const uint64_t* a) { ::gt_emu::invoke(&emutest_shuffle_delta, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_shuffle_delta(const uint64_t* a) { ::gt_emu::invoke(&emutest_shuffle_delta, a); }
+extern "C" void gt_emu_ctramp_emutest_shuffle_delta(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_partial_mask(const uint64_t* a) { ::gt_emu::invoke(&emutest_partial_mask, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_partial_mask(const uint64_t* a) { ::gt_emu::invoke(&emutest_partial_mask, a); }
+extern "C" void gt_emu_ctramp_emutest_partial_mask(const uint64_t* a); // gen_testdata_misc.checked.cpp
 
-static void gt_emu_tramp_emutest_diverged_warp(const uint64_t* a) { ::gt_emu::invoke(&emutest_diverged_warp, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_diverged_warp(const uint64_t* a) { ::gt_emu::invoke(&emutest_diverged_warp, a); }
+extern "C" void gt_emu_ctramp_emutest_diverged_warp(const uint64_t* a); // gen_testdata_misc.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.testdata_misc.<line>), for reports.
+static const char* const gt_emu_decls_testdata_misc[] = {
+    "55", "device/emu/testdata/misc.cu:55 s",
+    "68", "device/emu/testdata/misc.cu:68 As",
+    "69", "device/emu/testdata/misc.cu:69 Bs",
+    "109", "device/emu/testdata/misc.cu:109 big",
+    "120", "device/emu/testdata/misc.cu:120 s",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[] = {
-    {"emutest_grid_stride", ::gt_emu::arity(&emutest_grid_stride), &gt_emu_tramp_emutest_grid_stride, 0},
-    {"emutest_coords", ::gt_emu::arity(&emutest_coords), &gt_emu_tramp_emutest_coords, 0},
-    {"emutest_grid2d", ::gt_emu::arity(&emutest_grid2d), &gt_emu_tramp_emutest_grid2d, 0},
-    {"emutest_reverse_dynamic", ::gt_emu::arity(&emutest_reverse_dynamic), &gt_emu_tramp_emutest_reverse_dynamic, 0},
-    {"emutest_early_exit", ::gt_emu::arity(&emutest_early_exit), &gt_emu_tramp_emutest_early_exit, (long long)sizeof(gt_emu_shm_emutest_early_exit)},
-    {"emutest_tiled_matmul", ::gt_emu::arity(&emutest_tiled_matmul), &gt_emu_tramp_emutest_tiled_matmul, (long long)sizeof(gt_emu_shm_emutest_tiled_matmul)},
-    {"emutest_trivial", ::gt_emu::arity(&emutest_trivial), &gt_emu_tramp_emutest_trivial, 0},
-    {"emutest_math", ::gt_emu::arity(&emutest_math), &gt_emu_tramp_emutest_math, 0},
-    {"emutest_big_shared", ::gt_emu::arity(&emutest_big_shared), &gt_emu_tramp_emutest_big_shared, (long long)sizeof(gt_emu_shm_emutest_big_shared)},
-    {"emutest_local_shared", ::gt_emu::arity(&emutest_local_shared), &gt_emu_tramp_emutest_local_shared, 0},
-    {"emutest_exit_then_shuffle", ::gt_emu::arity(&emutest_exit_then_shuffle), &gt_emu_tramp_emutest_exit_then_shuffle, 0},
-    {"emutest_barrier_vs_shuffle", ::gt_emu::arity(&emutest_barrier_vs_shuffle), &gt_emu_tramp_emutest_barrier_vs_shuffle, 0},
-    {"emutest_shuffle_delta", ::gt_emu::arity(&emutest_shuffle_delta), &gt_emu_tramp_emutest_shuffle_delta, 0},
-    {"emutest_partial_mask", ::gt_emu::arity(&emutest_partial_mask), &gt_emu_tramp_emutest_partial_mask, 0},
-    {"emutest_diverged_warp", ::gt_emu::arity(&emutest_diverged_warp), &gt_emu_tramp_emutest_diverged_warp, 0},
-    {nullptr, 0, nullptr, 0},
+    {"emutest_grid_stride", ::gt_emu::arity(&emutest_grid_stride), &gt_emu_tramp_emutest_grid_stride, 0, &gt_emu_ctramp_emutest_grid_stride, "testdata_misc", gt_emu_decls_testdata_misc, 6, 8},
+    {"emutest_coords", ::gt_emu::arity(&emutest_coords), &gt_emu_tramp_emutest_coords, 0, &gt_emu_ctramp_emutest_coords, "testdata_misc", gt_emu_decls_testdata_misc, 13, 22},
+    {"emutest_grid2d", ::gt_emu::arity(&emutest_grid2d), &gt_emu_tramp_emutest_grid2d, 0, &gt_emu_ctramp_emutest_grid2d, "testdata_misc", gt_emu_decls_testdata_misc, 26, 30},
+    {"emutest_reverse_dynamic", ::gt_emu::arity(&emutest_reverse_dynamic), &gt_emu_tramp_emutest_reverse_dynamic, 0, &gt_emu_ctramp_emutest_reverse_dynamic, "testdata_misc", gt_emu_decls_testdata_misc, 36, 50},
+    {"emutest_early_exit", ::gt_emu::arity(&emutest_early_exit), &gt_emu_tramp_emutest_early_exit, (long long)sizeof(gt_emu_shm_emutest_early_exit), &gt_emu_ctramp_emutest_early_exit, "testdata_misc", gt_emu_decls_testdata_misc, 54, 61},
+    {"emutest_tiled_matmul", ::gt_emu::arity(&emutest_tiled_matmul), &gt_emu_tramp_emutest_tiled_matmul, (long long)sizeof(gt_emu_shm_emutest_tiled_matmul), &gt_emu_ctramp_emutest_tiled_matmul, "testdata_misc", gt_emu_decls_testdata_misc, 67, 83},
+    {"emutest_trivial", ::gt_emu::arity(&emutest_trivial), &gt_emu_tramp_emutest_trivial, 0, &gt_emu_ctramp_emutest_trivial, "testdata_misc", gt_emu_decls_testdata_misc, 86, 86},
+    {"emutest_math", ::gt_emu::arity(&emutest_math), &gt_emu_tramp_emutest_math, 0, &gt_emu_ctramp_emutest_math, "testdata_misc", gt_emu_decls_testdata_misc, 90, 103},
+    {"emutest_big_shared", ::gt_emu::arity(&emutest_big_shared), &gt_emu_tramp_emutest_big_shared, (long long)sizeof(gt_emu_shm_emutest_big_shared), &gt_emu_ctramp_emutest_big_shared, "testdata_misc", gt_emu_decls_testdata_misc, 108, 113},
+    {"emutest_local_shared", ::gt_emu::arity(&emutest_local_shared), &gt_emu_tramp_emutest_local_shared, 0, &gt_emu_ctramp_emutest_local_shared, "testdata_misc", gt_emu_decls_testdata_misc, 118, 124},
+    {"emutest_exit_then_shuffle", ::gt_emu::arity(&emutest_exit_then_shuffle), &gt_emu_tramp_emutest_exit_then_shuffle, 0, &gt_emu_ctramp_emutest_exit_then_shuffle, "testdata_misc", gt_emu_decls_testdata_misc, 130, 133},
+    {"emutest_barrier_vs_shuffle", ::gt_emu::arity(&emutest_barrier_vs_shuffle), &gt_emu_tramp_emutest_barrier_vs_shuffle, 0, &gt_emu_ctramp_emutest_barrier_vs_shuffle, "testdata_misc", gt_emu_decls_testdata_misc, 137, 142},
+    {"emutest_shuffle_delta", ::gt_emu::arity(&emutest_shuffle_delta), &gt_emu_tramp_emutest_shuffle_delta, 0, &gt_emu_ctramp_emutest_shuffle_delta, "testdata_misc", gt_emu_decls_testdata_misc, 147, 149},
+    {"emutest_partial_mask", ::gt_emu::arity(&emutest_partial_mask), &gt_emu_tramp_emutest_partial_mask, 0, &gt_emu_ctramp_emutest_partial_mask, "testdata_misc", gt_emu_decls_testdata_misc, 152, 154},
+    {"emutest_diverged_warp", ::gt_emu::arity(&emutest_diverged_warp), &gt_emu_tramp_emutest_diverged_warp, 0, &gt_emu_ctramp_emutest_diverged_warp, "testdata_misc", gt_emu_decls_testdata_misc, 157, 162},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -6,30 +6,44 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.testdata_reduce"
 #include "emu.h"
 #include "testdata/reduce.cu"
 
-static void gt_emu_tramp_emutest_block_sum(const uint64_t* a) { ::gt_emu::invoke(&emutest_block_sum, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_block_sum(const uint64_t* a) { ::gt_emu::invoke(&emutest_block_sum, a); }
+extern "C" void gt_emu_ctramp_emutest_block_sum(const uint64_t* a); // gen_testdata_reduce.checked.cpp
 struct gt_emu_shm_emutest_block_sum {
     float s[EMUTEST_MAX_BLOCK];
 };
 
-static void gt_emu_tramp_emutest_block_sum_nobarrier(const uint64_t* a) { ::gt_emu::invoke(&emutest_block_sum_nobarrier, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_block_sum_nobarrier(const uint64_t* a) { ::gt_emu::invoke(&emutest_block_sum_nobarrier, a); }
+extern "C" void gt_emu_ctramp_emutest_block_sum_nobarrier(const uint64_t* a); // gen_testdata_reduce.checked.cpp
 struct gt_emu_shm_emutest_block_sum_nobarrier {
     float s[EMUTEST_MAX_BLOCK];
 };
 
-static void gt_emu_tramp_emutest_warp_ops(const uint64_t* a) { ::gt_emu::invoke(&emutest_warp_ops, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_warp_ops(const uint64_t* a) { ::gt_emu::invoke(&emutest_warp_ops, a); }
+extern "C" void gt_emu_ctramp_emutest_warp_ops(const uint64_t* a); // gen_testdata_reduce.checked.cpp
 
-static void gt_emu_tramp_emutest_warp_sum_int(const uint64_t* a) { ::gt_emu::invoke(&emutest_warp_sum_int, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_warp_sum_int(const uint64_t* a) { ::gt_emu::invoke(&emutest_warp_sum_int, a); }
+extern "C" void gt_emu_ctramp_emutest_warp_sum_int(const uint64_t* a); // gen_testdata_reduce.checked.cpp
 
-static void gt_emu_tramp_emutest_atomic_sum(const uint64_t* a) { ::gt_emu::invoke(&emutest_atomic_sum, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_emutest_atomic_sum(const uint64_t* a) { ::gt_emu::invoke(&emutest_atomic_sum, a); }
+extern "C" void gt_emu_ctramp_emutest_atomic_sum(const uint64_t* a); // gen_testdata_reduce.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.testdata_reduce.<line>), for reports.
+static const char* const gt_emu_decls_testdata_reduce[] = {
+    "22", "device/emu/testdata/reduce.cu:22 s",
+    "34", "device/emu/testdata/reduce.cu:34 s",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[] = {
-    {"emutest_block_sum", ::gt_emu::arity(&emutest_block_sum), &gt_emu_tramp_emutest_block_sum, (long long)sizeof(gt_emu_shm_emutest_block_sum)},
-    {"emutest_block_sum_nobarrier", ::gt_emu::arity(&emutest_block_sum_nobarrier), &gt_emu_tramp_emutest_block_sum_nobarrier, (long long)sizeof(gt_emu_shm_emutest_block_sum_nobarrier)},
-    {"emutest_warp_ops", ::gt_emu::arity(&emutest_warp_ops), &gt_emu_tramp_emutest_warp_ops, 0},
-    {"emutest_warp_sum_int", ::gt_emu::arity(&emutest_warp_sum_int), &gt_emu_tramp_emutest_warp_sum_int, 0},
-    {"emutest_atomic_sum", ::gt_emu::arity(&emutest_atomic_sum), &gt_emu_tramp_emutest_atomic_sum, 0},
-    {nullptr, 0, nullptr, 0},
+    {"emutest_block_sum", ::gt_emu::arity(&emutest_block_sum), &gt_emu_tramp_emutest_block_sum, (long long)sizeof(gt_emu_shm_emutest_block_sum), &gt_emu_ctramp_emutest_block_sum, "testdata_reduce", gt_emu_decls_testdata_reduce, 21, 29},
+    {"emutest_block_sum_nobarrier", ::gt_emu::arity(&emutest_block_sum_nobarrier), &gt_emu_tramp_emutest_block_sum_nobarrier, (long long)sizeof(gt_emu_shm_emutest_block_sum_nobarrier), &gt_emu_ctramp_emutest_block_sum_nobarrier, "testdata_reduce", gt_emu_decls_testdata_reduce, 33, 40},
+    {"emutest_warp_ops", ::gt_emu::arity(&emutest_warp_ops), &gt_emu_tramp_emutest_warp_ops, 0, &gt_emu_ctramp_emutest_warp_ops, "testdata_reduce", gt_emu_decls_testdata_reduce, 51, 73},
+    {"emutest_warp_sum_int", ::gt_emu::arity(&emutest_warp_sum_int), &gt_emu_tramp_emutest_warp_sum_int, 0, &gt_emu_ctramp_emutest_warp_sum_int, "testdata_reduce", gt_emu_decls_testdata_reduce, 77, 83},
+    {"emutest_atomic_sum", ::gt_emu::arity(&emutest_atomic_sum), &gt_emu_tramp_emutest_atomic_sum, 0, &gt_emu_ctramp_emutest_atomic_sum, "testdata_reduce", gt_emu_decls_testdata_reduce, 87, 92},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

@@ -18,3 +18,11 @@ func New(opts Options) (*Driver, error) {
 
 // Kernels returns nil: without cgo no kernel is compiled in.
 func Kernels() []string { return nil }
+
+func compiledInputs() map[string]string { return nil }
+
+// Checked reports false: there is no build of the kernels at all.
+func (d *Driver) Checked() bool { return false }
+
+// ChecksAvailable reports false: there is no build of the kernels at all.
+func ChecksAvailable() bool { return false }

@@ -27,6 +27,35 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
+// Checks says whether launches run the checked build of the kernels (see
+// the package documentation, "Checked mode"): shared-memory races, accesses
+// outside every allocation, and shared memory past a launch's bytes fail the
+// launch. The checked build runs several times slower than the plain one.
+type Checks int
+
+const (
+	// ChecksAuto, the default, checks in test binaries (testing.Testing)
+	// and not otherwise; the environment variable GPUTRAIN_EMU_CHECKS=1 or
+	// =0 overrides it either way (for `gputrain --backend emu`, say).
+	ChecksAuto Checks = iota
+	// ChecksOn always runs the checked build.
+	ChecksOn
+	// ChecksOff always runs the plain build.
+	ChecksOff
+)
+
+func (c Checks) String() string {
+	switch c {
+	case ChecksAuto:
+		return "auto"
+	case ChecksOn:
+		return "on"
+	case ChecksOff:
+		return "off"
+	}
+	return fmt.Sprintf("Checks(%d)", int(c))
+}
+
 // DefaultSharedLimit is the shared memory a CUDA block may use (static plus
 // dynamic) without opting in with cudaFuncSetAttribute, which the Driver
 // interface does not offer; so kernels must fit it.
@@ -45,4 +74,6 @@ type Options struct {
 	// beyond it and MemInfo reports it, to test out-of-memory paths.
 	// 0 means the host's physical memory.
 	MemoryLimit int64
+	// Checks selects the checked or the plain build of the kernels.
+	Checks Checks
 }

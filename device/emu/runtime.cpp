@@ -4,8 +4,10 @@
 // launches with a process-wide mutex, so plain globals are safe.
 
 #include "bridge.h"
+#include "check.h"
 #include "emu.h"
 
+#include <link.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -18,6 +20,10 @@
 
 extern "C" const gt_emu_kernel* const gt_emu_tables[];  // gen_registry.cpp
 
+// Every function here carries GT_EMU_NOCHECK: the package is compiled with
+// -fsanitize=thread for the checked kernels (check.cpp), and the
+// scheduler's own memory accesses are neither checked nor slowed down.
+
 namespace gt_emu {
 
 FiberHead* g_cur;
@@ -25,6 +31,7 @@ uint3 g_block_idx;
 dim3 g_block_dim;
 dim3 g_grid_dim;
 unsigned char* g_dynamic_shared;
+unsigned g_warp_gen[kMaxWarps];
 
 namespace {
 
@@ -61,9 +68,6 @@ gt_emu_switch:
 )");
 #endif
 
-const size_t kStackBytes = 64 * 1024;
-const size_t kMaxThreads = 1024;
-
 enum State { RUNNABLE, AT_BARRIER, AT_WARP, DONE, FAILED };
 enum { WARP_SYNC = 4 };  // kind of __syncwarp among the shuffle kinds
 
@@ -76,6 +80,7 @@ struct Fiber {
     // values.
     int op_kind, op_operand, op_width;
     unsigned op_gen;
+    const char* barrier_site;  // the __syncthreads it waits at (checked units; else null)
     unsigned char* stack;  // lowest usable byte (a guard page lies below)
 #ifdef GT_EMU_USE_UCONTEXT
     ucontext_t ctx;
@@ -89,7 +94,7 @@ struct Warp {
     int live;     // lanes that have not exited
     int exited;   // lanes that returned
     int arrived;  // lanes waiting at the current warp operation
-    unsigned gen; // number of completed warp operations
+    // The number of completed warp operations is g_warp_gen[warp].
     // Double buffer by generation parity: a lane reads generation g's
     // values after release, and nobody can write g+2's before every lane
     // has arrived at g+1, that is, after every lane has read g.
@@ -98,7 +103,7 @@ struct Warp {
 
 Fiber g_fibers[kMaxThreads];
 size_t g_fibers_ready;  // fibers [0, g_fibers_ready) have stacks
-Warp g_warps[kMaxThreads / 32];
+Warp g_warps[kMaxWarps];
 
 #ifdef GT_EMU_USE_UCONTEXT
 ucontext_t g_sched_ctx;
@@ -111,34 +116,40 @@ struct Launch {
     const gt_emu_kernel* kernel;
     const uint64_t* args;
     int permuted;
+    int checked;
+    void (*tramp)(const uint64_t*);  // the kernel's plain or checked trampoline
     uint64_t rng;
     int nthreads, nwarps;
     int live, at_barrier;
     int failed;
-    char* err;
+    gt_emu_report* rep;
+    char* err;  // rep->msg
     int errlen;
     // Run queue: a ring of thread indices; each thread is in it at most once.
     int rq[kMaxThreads];
     int rq_head, rq_len;
+    long long shared_bytes;
+    const gt_emu_range* shm;  // the unit's static __shared__ sections
+    int nshm;
 } L;
 
-uint64_t next_rand() {  // splitmix64
+GT_EMU_NOCHECK uint64_t next_rand() {  // splitmix64
     uint64_t z = (L.rng += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
 
-Fiber* cur() { return reinterpret_cast<Fiber*>(g_cur); }
+GT_EMU_NOCHECK Fiber* cur() { return reinterpret_cast<Fiber*>(g_cur); }
 
-void rq_push(int t) {
+GT_EMU_NOCHECK void rq_push(int t) {
     L.rq[(L.rq_head + L.rq_len) % kMaxThreads] = t;
     L.rq_len++;
 }
 
 // rq_pop takes the oldest entry in deterministic mode and a random one in
 // permuted mode.
-int rq_pop() {
+GT_EMU_NOCHECK int rq_pop() {
     if (L.permuted && L.rq_len > 1) {
         int k = (int)(next_rand() % (uint64_t)L.rq_len);
         int a = L.rq_head, b = (L.rq_head + k) % kMaxThreads;
@@ -152,7 +163,7 @@ int rq_pop() {
     return t;
 }
 
-void errorf(const char* fmt, ...) {
+GT_EMU_NOCHECK void errorf(const char* fmt, ...) {
     if (L.failed) return;
     L.failed = 1;
     int n = snprintf(L.err, L.errlen, "kernel %s: block (%u,%u,%u): ", L.kernel->name,
@@ -166,7 +177,7 @@ void errorf(const char* fmt, ...) {
 
 // to_scheduler suspends the current fiber; it returns when the scheduler
 // resumes it.
-void to_scheduler() {
+GT_EMU_NOCHECK void to_scheduler() {
     Fiber* f = cur();
 #ifdef GT_EMU_USE_UCONTEXT
     swapcontext(&f->ctx, &g_sched_ctx);
@@ -177,7 +188,7 @@ void to_scheduler() {
 
 // fail reports an error found by a thread and never returns: the launch is
 // abandoned and the fiber's stack is simply reused by the next block.
-[[noreturn]] void fail(const char* fmt, ...) {
+[[noreturn]] GT_EMU_NOCHECK void fail(const char* fmt, ...) {
     Fiber* f = cur();
     char msg[512];
     va_list ap;
@@ -190,21 +201,21 @@ void to_scheduler() {
     abort();  // unreachable: a failed fiber is never resumed
 }
 
-void fiber_entry() {
-    L.kernel->tramp(L.args);
+GT_EMU_NOCHECK void fiber_entry() {
+    L.tramp(L.args);
     cur()->state = DONE;
     to_scheduler();
     abort();  // unreachable: a finished fiber is never resumed
 }
 
 #ifdef GT_EMU_USE_UCONTEXT
-void fiber_entry_uc() { fiber_entry(); }
+GT_EMU_NOCHECK void fiber_entry_uc() { fiber_entry(); }
 #endif
 
 // ensure_fibers gives fibers [0, n) a stack: mmap'd once, with a guard page
 // below so that an overflow faults instead of corrupting a neighbour, and
 // kept for the life of the process (launches reuse them).
-bool ensure_fibers(size_t n) {
+GT_EMU_NOCHECK bool ensure_fibers(size_t n) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (; g_fibers_ready < n; g_fibers_ready++) {
         void* m = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
@@ -220,7 +231,7 @@ bool ensure_fibers(size_t n) {
 }
 
 // init_fiber makes f start at fiber_entry when next resumed.
-void init_fiber(Fiber* f) {
+GT_EMU_NOCHECK void init_fiber(Fiber* f) {
 #ifdef GT_EMU_USE_UCONTEXT
     getcontext(&f->ctx);
     f->ctx.uc_stack.ss_sp = f->stack;
@@ -244,8 +255,12 @@ void init_fiber(Fiber* f) {
 #endif
 }
 
-void resume(Fiber* f) {
+GT_EMU_NOCHECK void resume(Fiber* f) {
     g_cur = &f->head;
+    if (L.checked) {
+        g_chk.thread = f->linear;
+        g_chk.stack_lo = reinterpret_cast<uintptr_t>(f->stack);
+    }
 #ifdef GT_EMU_USE_UCONTEXT
     swapcontext(&g_sched_ctx, &f->ctx);
 #else
@@ -253,7 +268,14 @@ void resume(Fiber* f) {
 #endif
 }
 
-const char* op_name(int kind) {
+// site_name shortens a barrier site ("../../kernels/x.cu:12" as the
+// generated unit includes it) to its path from the module root.
+GT_EMU_NOCHECK const char* site_name(const char* s) {
+    while (strncmp(s, "../", 3) == 0) s += 3;
+    return s;
+}
+
+GT_EMU_NOCHECK const char* op_name(int kind) {
     switch (kind) {
     case SHFL_IDX: return "__shfl_sync";
     case SHFL_UP: return "__shfl_up_sync";
@@ -266,7 +288,7 @@ const char* op_name(int kind) {
 
 // warp_op is the common part of shuffles and __syncwarp: post the value,
 // wait for every lane of the warp, and return the generation to read.
-unsigned warp_op(int kind, unsigned mask, uint64_t bits, int operand, int width) {
+GT_EMU_NOCHECK unsigned warp_op(int kind, unsigned mask, uint64_t bits, int operand, int width) {
     Fiber* f = cur();
     if (mask != 0xffffffffu)
         fail("%s with mask 0x%08x: only the full mask 0xffffffff is supported", op_name(kind), mask);
@@ -277,7 +299,8 @@ unsigned warp_op(int kind, unsigned mask, uint64_t bits, int operand, int width)
     if (w->exited > 0)
         fail("%s with the full mask after %d lane(s) of warp %d returned (a full mask names them)",
              op_name(kind), w->exited, f->linear / 32);
-    unsigned gen = w->gen;
+    unsigned& wgen = g_warp_gen[f->linear / 32];
+    unsigned gen = wgen;
     w->vals[gen & 1][lane] = bits;
     f->op_kind = kind;
     f->op_operand = operand;
@@ -296,7 +319,7 @@ unsigned warp_op(int kind, unsigned mask, uint64_t bits, int operand, int width)
                  op_name(lanes[i].op_kind), lane, op_name(kind));
     }
     w->arrived = 0;
-    w->gen++;
+    wgen++;
     for (int i = 0; i < w->lanes; i++) {
         if (&lanes[i] != f) {
             lanes[i].state = RUNNABLE;
@@ -313,7 +336,7 @@ unsigned warp_op(int kind, unsigned mask, uint64_t bits, int operand, int width)
 
 // run_block runs every thread of the current block to completion; false on
 // error (L.err says why).
-bool run_block() {
+GT_EMU_NOCHECK bool run_block() {
     const int n = L.nthreads;
     const unsigned bx = g_block_dim.x, by = g_block_dim.y;
     for (int i = 0; i < n; i++) {
@@ -324,6 +347,7 @@ bool run_block() {
         f->linear = i;
         f->state = RUNNABLE;
         f->op_kind = -1;
+        f->barrier_site = nullptr;
         init_fiber(f);
     }
     for (int w = 0; w < L.nwarps; w++) {
@@ -332,8 +356,14 @@ bool run_block() {
         wp->live = wp->lanes;
         wp->exited = 0;
         wp->arrived = 0;
-        wp->gen = 0;
+        g_warp_gen[w] = 0;
     }
+    // A block starts with its shared memory poisoned (0xff bytes, NaN as
+    // float), static and dynamic, so that a read of what it never wrote
+    // shows; in a checked launch it also starts a phase of its own.
+    for (int i = 0; i < L.nshm; i++) memset(reinterpret_cast<void*>(L.shm[i].start), 0xff, (size_t)L.shm[i].size);
+    if (L.shared_bytes > 0) memset(g_dynamic_shared, 0xff, (size_t)L.shared_bytes);
+    if (L.checked) check_next_phase();
     L.live = n;
     L.at_barrier = 0;
     L.rq_head = 0;
@@ -370,8 +400,28 @@ bool run_block() {
         if (L.live == 0) return true;
         if (L.at_barrier == L.live) {
             // Every thread that has not returned waits at __syncthreads:
-            // release them, in index order.
+            // release them, in index order. A checked unit says where each
+            // waits: all must wait at the same barrier.
+            if (L.checked) {
+                const Fiber* first = nullptr;
+                for (int i = 0; i < n; i++) {
+                    const Fiber* f = &g_fibers[i];
+                    if (f->state != AT_BARRIER || !f->barrier_site) continue;
+                    if (!first) {
+                        first = f;
+                    } else if (f->barrier_site != first->barrier_site &&
+                               strcmp(f->barrier_site, first->barrier_site) != 0) {
+                        errorf("divergent __syncthreads: thread (%u,%u,%u) waits at %s, thread (%u,%u,%u) at %s "
+                               "(all threads of a block that have not returned must reach the same barrier)",
+                               first->head.tid.x, first->head.tid.y, first->head.tid.z,
+                               site_name(first->barrier_site), f->head.tid.x, f->head.tid.y, f->head.tid.z,
+                               site_name(f->barrier_site));
+                        return false;
+                    }
+                }
+            }
             L.at_barrier = 0;
+            if (L.checked) check_next_phase();
             for (int i = 0; i < n; i++) {
                 if (g_fibers[i].state == AT_BARRIER) {
                     g_fibers[i].state = RUNNABLE;
@@ -401,7 +451,7 @@ bool run_block() {
     }
 }
 
-uint64_t gcd(uint64_t a, uint64_t b) {
+GT_EMU_NOCHECK uint64_t gcd(uint64_t a, uint64_t b) {
     while (b) {
         uint64_t t = a % b;
         a = b;
@@ -412,17 +462,48 @@ uint64_t gcd(uint64_t a, uint64_t b) {
 
 }  // namespace
 
+// ---- services for check.cpp --------------------------------------------------
+
+GT_EMU_NOCHECK void thread_coords(int t, unsigned* x, unsigned* y, unsigned* z) {
+    const unsigned bx = g_block_dim.x, by = g_block_dim.y;
+    *x = t % bx;
+    *y = (t / bx) % by;
+    *z = t / (bx * by);
+}
+
+[[noreturn]] GT_EMU_NOCHECK void check_fail(uint64_t pc0, uint64_t pc1, uint64_t addr, const char* fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!L.failed) {
+        L.rep->pc[0] = pc0;
+        L.rep->pc[1] = pc1;
+        L.rep->addr = addr;
+    }
+    fail("%s", msg);
+}
+
 // ---- switch points called from kernel code ---------------------------------
 
-void syncthreads() {
+GT_EMU_NOCHECK void syncthreads() {
     Fiber* f = cur();
+    f->barrier_site = nullptr;
     f->state = AT_BARRIER;
     to_scheduler();
 }
 
-void syncwarp(unsigned mask) { warp_op(WARP_SYNC, mask, 0, 0, 32); }
+GT_EMU_NOCHECK void syncthreads_at(const char* site) {
+    Fiber* f = cur();
+    f->barrier_site = site;
+    f->state = AT_BARRIER;
+    to_scheduler();
+}
 
-void maybe_preempt() {
+GT_EMU_NOCHECK void syncwarp(unsigned mask) { warp_op(WARP_SYNC, mask, 0, 0, 32); }
+
+GT_EMU_NOCHECK void maybe_preempt() {
     if (L.permuted && (next_rand() & 1)) {
         Fiber* f = cur();
         f->state = RUNNABLE;
@@ -431,7 +512,7 @@ void maybe_preempt() {
     }
 }
 
-uint64_t shuffle(int kind, unsigned mask, uint64_t bits, int operand, int width) {
+GT_EMU_NOCHECK uint64_t shuffle(int kind, unsigned mask, uint64_t bits, int operand, int width) {
     unsigned gen = warp_op(kind, mask, bits, operand, width);
     Fiber* f = cur();
     const int lane = f->linear % 32;
@@ -469,7 +550,7 @@ namespace {
 const gt_emu_kernel** g_kernels;
 int g_nkernels = -1;
 
-void collect_kernels() {
+GT_EMU_NOCHECK void collect_kernels() {
     if (g_nkernels >= 0) return;
     int n = 0;
     for (int t = 0; gt_emu_tables[t]; t++)
@@ -485,27 +566,82 @@ unsigned char* g_shared_buf;
 long long g_shared_cap;
 }  // namespace
 
-extern "C" int gt_emu_kernel_count(void) {
+extern "C" GT_EMU_NOCHECK int gt_emu_kernel_count(void) {
     collect_kernels();
     return g_nkernels;
 }
 
-extern "C" const char* gt_emu_kernel_name(int i) { return g_kernels[i]->name; }
-extern "C" int gt_emu_kernel_nparams(int i) { return g_kernels[i]->nparams; }
-extern "C" long long gt_emu_kernel_static_shared(int i) { return g_kernels[i]->static_shared; }
+extern "C" GT_EMU_NOCHECK const char* gt_emu_kernel_name(int i) { return g_kernels[i]->name; }
+extern "C" GT_EMU_NOCHECK int gt_emu_kernel_nparams(int i) { return g_kernels[i]->nparams; }
+extern "C" GT_EMU_NOCHECK long long gt_emu_kernel_static_shared(int i) { return g_kernels[i]->static_shared; }
 
-extern "C" int gt_emu_launch(int kernel, const long long* grid, const long long* block,
-                             long long shared_bytes, const uint64_t* args, int permuted,
-                             uint64_t* rng, char* err, int errlen) {
+extern "C" GT_EMU_NOCHECK const char* gt_emu_input(int i) {
+    extern const char* const gt_emu_inputs[];  // gen_registry.cpp
+    for (int j = 0; j <= i; j++)
+        if (!gt_emu_inputs[j]) return nullptr;
+    return gt_emu_inputs[i];
+}
+
+extern "C" GT_EMU_NOCHECK uintptr_t gt_emu_anchor(void) { return reinterpret_cast<uintptr_t>(&gt_emu_launch); }
+
+extern "C" GT_EMU_NOCHECK const char* gt_emu_kernel_unit(int i) { return g_kernels[i]->unit; }
+
+extern "C" GT_EMU_NOCHECK int gt_emu_kernel_body(int i, int last) {
+    return last ? g_kernels[i]->body_last : g_kernels[i]->body_first;
+}
+
+extern "C" GT_EMU_NOCHECK const char* gt_emu_kernel_decl(int i, int j) {
+    const char* const* d = g_kernels[i]->shm_decls;
+    for (int k = 0; k <= j; k++)
+        if (!d[k]) return nullptr;
+    return d[j];
+}
+
+namespace {
+GT_EMU_NOCHECK int find_bias(struct dl_phdr_info* info, size_t, void* data) {
+    const uintptr_t probe = reinterpret_cast<uintptr_t>(&gt_emu_launch);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        const uintptr_t s = info->dlpi_addr + ph.p_vaddr;
+        if (ph.p_type == PT_LOAD && s <= probe && probe < s + ph.p_memsz) {
+            *static_cast<uintptr_t*>(data) = info->dlpi_addr;
+            return 1;
+        }
+    }
+    return 0;
+}
+}  // namespace
+
+extern "C" GT_EMU_NOCHECK uintptr_t gt_emu_load_bias(void) {
+    uintptr_t bias = 0;
+    dl_iterate_phdr(find_bias, &bias);
+    return bias;
+}
+
+extern "C" GT_EMU_NOCHECK int gt_emu_launch(int kernel, const long long* grid, const long long* block,
+                                            long long shared_bytes, const uint64_t* args,
+                                            const gt_emu_range* shm, int nshm, gt_emu_range unit_shm,
+                                            int permuted, int checked,
+                                            const gt_emu_span* allocs, int nallocs, uint64_t* rng,
+                                            gt_emu_report* rep) {
     collect_kernels();
     L.kernel = g_kernels[kernel];
     L.args = args;
     L.permuted = permuted;
+    L.checked = checked;
+    L.tramp = checked ? L.kernel->tramp_checked : L.kernel->tramp;
     L.rng = *rng;
     L.failed = 0;
-    L.err = err;
-    L.errlen = errlen;
+    L.rep = rep;
+    L.err = rep->msg;
+    L.errlen = (int)sizeof rep->msg;
+    L.shared_bytes = shared_bytes;
+    L.shm = shm;
+    L.nshm = nshm;
+    char* err = L.err;
+    const int errlen = L.errlen;
     err[0] = 0;
+    rep->pc[0] = rep->pc[1] = rep->addr = 0;
     const long long nthreads = block[0] * block[1] * block[2];
     L.nthreads = (int)nthreads;
     L.nwarps = (int)((nthreads + 31) / 32);
@@ -514,19 +650,26 @@ extern "C" int gt_emu_launch(int kernel, const long long* grid, const long long*
                  nthreads);
         return 1;
     }
-    if (shared_bytes > g_shared_cap) {
+    // A checked launch always has a buffer, so that an access through
+    // GT_DYNAMIC_SHARED beyond the launch's bytes (even with none) is
+    // recognized as one.
+    const long long want = checked && shared_bytes < 256 ? 256 : shared_bytes;
+    if (want > g_shared_cap) {
         free(g_shared_buf);
-        g_shared_buf = static_cast<unsigned char*>(aligned_alloc(256, (shared_bytes + 255) & ~255ll));
-        g_shared_cap = g_shared_buf ? shared_bytes : 0;
+        g_shared_buf = static_cast<unsigned char*>(aligned_alloc(256, (want + 255) & ~255ll));
+        g_shared_cap = g_shared_buf ? (want + 255) & ~255ll : 0;
         if (!g_shared_buf) {
             snprintf(err, errlen, "kernel %s: cannot allocate %lld bytes of dynamic shared memory",
-                     L.kernel->name, shared_bytes);
+                     L.kernel->name, want);
             return 1;
         }
     }
-    g_dynamic_shared = shared_bytes > 0 ? g_shared_buf : nullptr;
+    g_dynamic_shared = shared_bytes > 0 || checked ? g_shared_buf : nullptr;
     g_block_dim = dim3((unsigned)block[0], (unsigned)block[1], (unsigned)block[2]);
     g_grid_dim = dim3((unsigned)grid[0], (unsigned)grid[1], (unsigned)grid[2]);
+    if (checked && !check_begin_launch(L.kernel, checked > 1, unit_shm, allocs, nallocs, g_dynamic_shared, shared_bytes,
+                                       g_shared_cap, err, errlen))
+        return 1;
 
     // Blocks in order (x fastest), or in permuted mode along a random
     // stride coprime to their number: a permutation without allocation.
@@ -543,12 +686,12 @@ extern "C" int gt_emu_launch(int kernel, const long long* grid, const long long*
         g_block_idx.x = (unsigned)(b % grid[0]);
         g_block_idx.y = (unsigned)((b / grid[0]) % grid[1]);
         g_block_idx.z = (unsigned)(b / (grid[0] * grid[1]));
-        if (shared_bytes > 0) memset(g_dynamic_shared, 0xff, (size_t)shared_bytes);
         if (!run_block()) {
             rc = 1;
             break;
         }
     }
+    if (checked) check_end_launch();
     *rng = L.rng;
     g_cur = nullptr;
     return rc;

@@ -12,130 +12,260 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
-// Prefix starts the name of every generated file: gen_<dir>_<base>.cpp and
-// gen_registry.cpp.
+// Prefix starts the name of every generated file: gen_<dir>_<base>.cpp (the
+// plain unit of a source), gen_<dir>_<base>.checked.cpp (its checked unit)
+// and gen_registry.cpp.
 const Prefix = "gen_"
+
+// CheckedSuffix ends the name of a checked unit.
+const CheckedSuffix = ".checked.cpp"
 
 // Kernel is one entry point found in a source.
 type Kernel struct {
 	Name string
+	// First and Last are the lines of the body's braces.
+	First, Last int
 	// SharedDecls are the kernel's static __shared__ declarations that can
 	// be sized at file scope; Unsized says why the others cannot.
 	SharedDecls []string
 	Unsized     []string
 }
 
+// Input is a file the generated units depend on, with its SHA-256: a
+// kernel source, a header of kernels/, or a file a source includes from
+// outside device/emu. cgo does not notice changes to files outside the
+// package directory (and testdata/ is outside it), so these hashes are what
+// makes an edit change a generated file; the registry lists them so that a
+// test binary can check, before its first launch, that it runs the sources
+// on disk (see emu's checkSources).
+type Input struct {
+	Path string // slash-separated, relative to the module root
+	Sum  [32]byte
+}
+
 // source is one .cu file as the package directory device/emu sees it.
 type source struct {
 	path    string // on disk
+	rel     string // slash-separated, relative to the module root
 	include string // relative to device/emu
+	id      string // <dir>_<base>, a C identifier
 	table   string // C symbol of its table
-	file    string // generated file name
+	file    string // generated plain unit
+	checked string // generated checked unit
+}
+
+// Sources returns the kernel sources of the module rooted at root, sorted:
+// kernels/*.cu, then device/emu/testdata/*.cu (module-relative, slashes).
+func Sources(root string) ([]string, error) {
+	var out []string
+	for _, dir := range []string{"kernels", "device/emu/testdata"} {
+		paths, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(dir), "*.cu"))
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			out = append(out, dir+"/"+filepath.Base(p))
+		}
+	}
+	return out, nil
 }
 
 // Generate returns the generated files (name -> content) for the module
 // rooted at root.
 func Generate(root string) (map[string][]byte, error) {
+	files, _, err := generate(root)
+	return files, err
+}
+
+// Inputs returns the files Generate reads for the module rooted at root,
+// with their hashes, sorted by path: what the registry lists.
+func Inputs(root string) ([]Input, error) {
+	_, inputs, err := generate(root)
+	return inputs, err
+}
+
+func generate(root string) (map[string][]byte, []Input, error) {
+	rels, err := Sources(root)
+	if err != nil {
+		return nil, nil, err
+	}
 	var srcs []source
-	add := func(dir, incPrefix, tag string) error {
-		paths, err := filepath.Glob(filepath.Join(root, dir, "*.cu"))
-		if err != nil {
-			return err
+	for _, rel := range rels {
+		dir, base := path.Split(rel)
+		tag, inc := "kernels", "../../kernels/"
+		if dir != "kernels/" {
+			tag, inc = "testdata", "testdata/"
 		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			base := strings.TrimSuffix(filepath.Base(p), ".cu")
-			id := tag + "_" + sanitize(base)
-			srcs = append(srcs, source{
-				path:    p,
-				include: incPrefix + filepath.Base(p),
-				table:   "gt_emu_table_" + id,
-				file:    Prefix + id + ".cpp",
-			})
-		}
-		return nil
-	}
-	if err := add("kernels", "../../kernels/", "kernels"); err != nil {
-		return nil, err
-	}
-	if err := add(filepath.Join("device", "emu", "testdata"), "testdata/", "testdata"); err != nil {
-		return nil, err
+		id := tag + "_" + sanitize(strings.TrimSuffix(base, ".cu"))
+		srcs = append(srcs, source{
+			path:    filepath.Join(root, filepath.FromSlash(rel)),
+			rel:     rel,
+			include: inc + base,
+			id:      id,
+			table:   "gt_emu_table_" + id,
+			file:    Prefix + id + ".cpp",
+			checked: Prefix + id + CheckedSuffix,
+		})
 	}
 
-	// Every header next to the kernels, hashed into every generated file:
-	// cgo does not track includes outside the package directory, so the
-	// hashes are what makes a changed source change a generated file, and
-	// with it the build cache key and the staleness test.
-	headers, err := headerHashes(root)
+	// Every header next to the kernels is hashed into every generated
+	// file, and so is every file a source includes (transitively) from
+	// outside device/emu.
+	headers, err := filepath.Glob(filepath.Join(root, "kernels", "*.cuh"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for _, pat := range []string{"*.h", "*.hpp", "*.inc"} {
+		more, err := filepath.Glob(filepath.Join(root, "kernels", pat))
+		if err != nil {
+			return nil, nil, err
+		}
+		headers = append(headers, more...)
+	}
+	sort.Strings(headers)
+	sums := map[string][32]byte{} // module-relative path -> hash, every input
+	hash := func(p string) (string, error) {
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return "", err
+		}
+		rel = filepath.ToSlash(rel)
+		if _, ok := sums[rel]; !ok {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return "", err
+			}
+			sums[rel] = sha256.Sum256(data)
+		}
+		return rel, nil
 	}
 
 	out := map[string][]byte{}
 	seen := map[string]string{}
+	pkgDir := filepath.Join(root, "device", "emu")
 	for _, s := range srcs {
 		text, err := os.ReadFile(s.path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		rel, _ := filepath.Rel(root, s.path)
-		macros, fileNames := fileScopeNames(root, string(text))
-		kernels, err := Scan(rel, string(text), macros, fileNames)
+		if _, err := hash(s.path); err != nil {
+			return nil, nil, err
+		}
+		deps, err := includes(s.path, pkgDir)
 		if err != nil {
-			return nil, err
+			return nil, nil, fmt.Errorf("%s: %v", s.rel, err)
+		}
+		inputs := []string{s.rel}
+		for _, d := range slices.Concat(headers, deps) {
+			rel, err := hash(d)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !slices.Contains(inputs, rel) {
+				inputs = append(inputs, rel)
+			}
+		}
+		sort.Strings(inputs[1:])
+		var hashes strings.Builder
+		for _, in := range inputs {
+			fmt.Fprintf(&hashes, "// %s sha256 %x\n", in, sums[in])
+		}
+		macros, fileNames := fileScopeNames(root, string(text))
+		kernels, err := Scan(s.rel, string(text), macros, fileNames)
+		if err != nil {
+			return nil, nil, err
 		}
 		for _, k := range kernels {
 			if prev, ok := seen[k.Name]; ok {
-				return nil, fmt.Errorf("%s: kernel %s is also defined in %s", rel, k.Name, prev)
+				return nil, nil, fmt.Errorf("%s: kernel %s is also defined in %s", s.rel, k.Name, prev)
 			}
-			seen[k.Name] = rel
+			seen[k.Name] = s.rel
 		}
-		out[s.file] = sourceFile(s, filepath.ToSlash(rel), sha256.Sum256(text), headers, kernels)
+		decls, err := sharedLines(root, slices.Concat([]string{s.path}, deps, headers))
+		if err != nil {
+			return nil, nil, err
+		}
+		out[s.file] = plainFile(s, hashes.String(), kernels, decls)
+		out[s.checked] = checkedFile(s, hashes.String(), kernels)
 	}
-	out[Prefix+"registry.cpp"] = registryFile(srcs)
-	return out, nil
+	var inputs []Input
+	for rel, sum := range sums {
+		inputs = append(inputs, Input{Path: rel, Sum: sum})
+	}
+	sort.Slice(inputs, func(i, j int) bool { return inputs[i].Path < inputs[j].Path })
+	out[Prefix+"registry.cpp"] = registryFile(srcs, inputs)
+	return out, inputs, nil
 }
 
 func sanitize(s string) string {
 	return regexp.MustCompile(`[^A-Za-z0-9]`).ReplaceAllString(s, "_")
 }
 
-func headerHashes(root string) (string, error) {
-	var b strings.Builder
-	for _, pat := range []string{"*.cuh", "*.h"} {
-		paths, err := filepath.Glob(filepath.Join(root, "kernels", pat))
+var includeRE = regexp.MustCompile(`(?m)^[ \t]*#[ \t]*include[ \t]*"([^"]+)"`)
+
+// includes returns the files that file includes with #include "...",
+// transitively, resolved against the including file's directory, except
+// those in pkgDir (device/emu itself, which the go command tracks). A
+// missing file is an error: nvcc would fail too.
+func includes(file, pkgDir string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{file: true}
+	var walk func(f string) error
+	walk = func(f string) error {
+		data, err := os.ReadFile(f)
 		if err != nil {
-			return "", err
+			return err
 		}
-		sort.Strings(paths)
-		for _, p := range paths {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return "", err
+		for _, m := range includeRE.FindAllStringSubmatch(StripComments(string(data)), -1) {
+			p := filepath.Clean(filepath.Join(filepath.Dir(f), filepath.FromSlash(m[1])))
+			if seen[p] {
+				continue
 			}
-			fmt.Fprintf(&b, "// kernels/%s sha256 %x\n", filepath.Base(p), sha256.Sum256(data))
+			seen[p] = true
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("#include %q in %s: %v", m[1], filepath.Base(f), err)
+			}
+			if filepath.Dir(p) != pkgDir {
+				out = append(out, p)
+			}
+			if err := walk(p); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	return b.String(), nil
+	if err := walk(file); err != nil {
+		return nil, err
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 const header = "// Code generated by device/emu/internal/emugen; DO NOT EDIT.\n" +
 	"// Regenerate with: go generate ./device/emu\n\n"
 
-func sourceFile(s source, rel string, sum [32]byte, headers string, kernels []Kernel) []byte {
+// plainFile is the plain unit of a source: the kernels as they are, their
+// trampolines and static shared sizes, and the table of the source.
+func plainFile(s source, hashes string, kernels []Kernel, decls []string) []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
-	fmt.Fprintf(&b, "// %s sha256 %x\n%s\n", rel, sum, headers)
+	b.WriteString(hashes)
+	fmt.Fprintf(&b, "\n#define GT_EMU_SHM_SECTION \"gt_emu_shm.p.%s\"\n", s.id)
 	b.WriteString("#include \"emu.h\"\n")
 	fmt.Fprintf(&b, "#include %q\n\n", s.include)
 	for _, k := range kernels {
-		fmt.Fprintf(&b, "static void gt_emu_tramp_%s(const uint64_t* a) { ::gt_emu::invoke(&%s, a); }\n", k.Name, k.Name)
+		fmt.Fprintf(&b, "static GT_EMU_NOCHECK void gt_emu_tramp_%s(const uint64_t* a) { ::gt_emu::invoke(&%s, a); }\n", k.Name, k.Name)
+		fmt.Fprintf(&b, "extern \"C\" void gt_emu_ctramp_%s(const uint64_t* a); // %s\n", k.Name, s.checked)
 		for _, u := range k.Unsized {
 			fmt.Fprintf(&b, "// static shared memory not counted: %s\n", u)
 		}
@@ -150,19 +280,105 @@ func sourceFile(s source, rel string, sum [32]byte, headers string, kernels []Ke
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString("// The __shared__ declarations of the unit by line (the section of each is\n")
+	fmt.Fprintf(&b, "// gt_emu_shm.<p|c>.%s.<line>), for reports.\n", s.id)
+	fmt.Fprintf(&b, "static const char* const gt_emu_decls_%s[] = {\n", s.id)
+	for i := 0; i+1 < len(decls); i += 2 {
+		fmt.Fprintf(&b, "    %q, %q,\n", decls[i], decls[i+1])
+	}
+	b.WriteString("    nullptr,\n};\n\n")
 	fmt.Fprintf(&b, "extern \"C\" const gt_emu_kernel %s[] = {\n", s.table)
 	for _, k := range kernels {
 		size := "0"
 		if len(k.SharedDecls) > 0 {
 			size = fmt.Sprintf("(long long)sizeof(gt_emu_shm_%s)", k.Name)
 		}
-		fmt.Fprintf(&b, "    {%q, ::gt_emu::arity(&%s), &gt_emu_tramp_%s, %s},\n", k.Name, k.Name, k.Name, size)
+		fmt.Fprintf(&b, "    {%q, ::gt_emu::arity(&%s), &gt_emu_tramp_%s, %s, &gt_emu_ctramp_%s, %q, gt_emu_decls_%s, %d, %d},\n",
+			k.Name, k.Name, k.Name, size, k.Name, s.id, s.id, k.First, k.Last)
 	}
-	b.WriteString("    {nullptr, 0, nullptr, 0},\n};\n")
+	b.WriteString("    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},\n};\n")
 	return b.Bytes()
 }
 
-func registryFile(srcs []source) []byte {
+// checkedFile is the checked unit of a source: the same source compiled
+// with instrumentation (GT_EMU_CHECKED), inside a namespace of its own so
+// that none of its functions merges with the plain unit's at link time, and
+// with its kernels renamed (an extern "C" name ignores namespaces).
+func checkedFile(s source, hashes string, kernels []Kernel) []byte {
+	var b bytes.Buffer
+	b.WriteString(header)
+	b.WriteString(hashes)
+	b.WriteString("\n#define GT_EMU_CHECKED 1\n")
+	fmt.Fprintf(&b, "#define GT_EMU_SHM_SECTION \"gt_emu_shm.c.%s\"\n", s.id)
+	b.WriteString("#include \"emu.h\"\n\n")
+	for _, k := range kernels {
+		fmt.Fprintf(&b, "#define %s gt_emu_c_%s\n", k.Name, k.Name)
+	}
+	fmt.Fprintf(&b, "namespace gt_emu_c_%s {\n", s.id)
+	fmt.Fprintf(&b, "#include %q\n", s.include)
+	fmt.Fprintf(&b, "}  // namespace gt_emu_c_%s\n\n", s.id)
+	for _, k := range kernels {
+		fmt.Fprintf(&b, "extern \"C\" GT_EMU_NOCHECK void gt_emu_ctramp_%s(const uint64_t* a) { ::gt_emu::invoke(&gt_emu_c_%s::%s, a); }\n",
+			k.Name, s.id, k.Name)
+	}
+	return b.Bytes()
+}
+
+// sharedLines returns the __shared__ declarations of files (a source and
+// the files it includes) as pairs "line", "file:line names", sorted by line:
+// __LINE__ names the section of each (emu.h), so a report can go from an
+// address to its declaration. Two files may declare at the same line: the
+// pair lists both.
+func sharedLines(root string, files []string) ([]string, error) {
+	byLine := map[int][]string{}
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[f] {
+			continue
+		}
+		seen[f] = true
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		rel, err := filepath.Rel(root, f)
+		if err != nil {
+			return nil, err
+		}
+		code := StripComments(string(data))
+		for _, loc := range sharedRE.FindAllStringIndex(code, -1) {
+			if strings.HasPrefix(strings.TrimSpace(code[lineStart(code, loc[0]):loc[0]]), "#") {
+				continue // a macro definition: its uses carry their own lines
+			}
+			line := 1 + strings.Count(code[:loc[0]], "\n")
+			decl := code[loc[1]:]
+			if semi := strings.IndexAny(decl, ";{"); semi >= 0 {
+				decl = decl[:semi]
+			}
+			decl = alignRE.ReplaceAllString(decl, " ")
+			var names []string
+			for n := range declaredNames(strings.Join(strings.Fields(decl), " ")) {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			byLine[line] = append(byLine[line], fmt.Sprintf("%s:%d %s", filepath.ToSlash(rel), line, strings.Join(names, ", ")))
+		}
+	}
+	var lines []int
+	for l := range byLine {
+		lines = append(lines, l)
+	}
+	sort.Ints(lines)
+	var out []string
+	for _, l := range lines {
+		out = append(out, strconv.Itoa(l), strings.Join(byLine[l], " or "))
+	}
+	return out, nil
+}
+
+var sharedRE = regexp.MustCompile(`\b__shared__\b`)
+
+func registryFile(srcs []source, inputs []Input) []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
 	b.WriteString("#include \"emu.h\"\n\n")
@@ -172,6 +388,12 @@ func registryFile(srcs []source) []byte {
 	b.WriteString("\nextern \"C\" const gt_emu_kernel* const gt_emu_tables[] = {\n")
 	for _, s := range srcs {
 		fmt.Fprintf(&b, "    %s,\n", s.table)
+	}
+	b.WriteString("    nullptr,\n};\n")
+	b.WriteString("\n// The files the generated units were made from, path and SHA-256 in turn.\n")
+	b.WriteString("extern \"C\" const char* const gt_emu_inputs[] = {\n")
+	for _, in := range inputs {
+		fmt.Fprintf(&b, "    %q, \"%x\",\n", in.Path, in.Sum)
 	}
 	b.WriteString("    nullptr,\n};\n")
 	return b.Bytes()
@@ -225,7 +447,8 @@ func Scan(file, text string, macros, fileNames map[string]bool) ([]Kernel, error
 		if close < 0 {
 			return nil, fmt.Errorf("%s:%d: unbalanced braces in kernel %s", file, line, name)
 		}
-		k := Kernel{Name: name}
+		base := loc[1] // rest starts here in code
+		k := Kernel{Name: name, First: 1 + strings.Count(code[:base+open], "\n"), Last: 1 + strings.Count(code[:base+close], "\n")}
 		sharedDecls(rest[open+1:close], macros, fileNames, &k)
 		ks = append(ks, k)
 	}

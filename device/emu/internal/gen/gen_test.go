@@ -47,7 +47,8 @@ extern "C" __global__ void ka(float* x, long long n) {
 }
 extern "C" __global__ void kb(double a) { const int L = 3; __shared__ float v[L]; }
 `,
-		"device/emu/testdata/t.cu": `extern "C" __global__ void kt() {}`,
+		"device/emu/testdata/t.cu":  "#include \"t.cuh\"\nextern \"C\" __global__ void kt() {}",
+		"device/emu/testdata/t.cuh": "// a header of the test kernels\n",
 	})
 	files, err := Generate(root)
 	if err != nil {
@@ -55,35 +56,80 @@ extern "C" __global__ void kb(double a) { const int L = 3; __shared__ float v[L]
 	}
 	a := string(files[Prefix+"kernels_a_b.cpp"])
 	for _, want := range []string{
+		`#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_a_b"`,
 		`#include "../../kernels/a-b.cu"`,
 		"kernels/a-b.cu sha256 ",
 		"kernels/gputrain.cuh sha256 ",
 		"row_t s[TILE];",
 		"float t[TILE], u;",
 		"static shared memory not counted: `float v[L]` uses L",
-		`{"ka", ::gt_emu::arity(&ka), &gt_emu_tramp_ka, (long long)sizeof(gt_emu_shm_ka)}`,
-		`{"kb", ::gt_emu::arity(&kb), &gt_emu_tramp_kb, 0}`,
+		`"3", "kernels/a-b.cu:3 s",`,
+		`"4", "kernels/a-b.cu:4 t, u",`,
+		`{"ka", ::gt_emu::arity(&ka), &gt_emu_tramp_ka, (long long)sizeof(gt_emu_shm_ka), &gt_emu_ctramp_ka, "kernels_a_b", gt_emu_decls_kernels_a_b, 2, 5}`,
+		`{"kb", ::gt_emu::arity(&kb), &gt_emu_tramp_kb, 0, &gt_emu_ctramp_kb, "kernels_a_b", gt_emu_decls_kernels_a_b, 6, 6}`,
 	} {
 		if !strings.Contains(a, want) {
-			t.Errorf("generated kernels file lacks %q:\n%s", want, a)
+			t.Errorf("generated plain unit lacks %q:\n%s", want, a)
 		}
 	}
-	if tf := string(files[Prefix+"testdata_t.cpp"]); !strings.Contains(tf, `#include "testdata/t.cu"`) {
-		t.Errorf("generated testdata file:\n%s", tf)
+	c := string(files[Prefix+"kernels_a_b"+CheckedSuffix])
+	for _, want := range []string{
+		"#define GT_EMU_CHECKED 1\n",
+		`#define GT_EMU_SHM_SECTION "gt_emu_shm.c.kernels_a_b"`,
+		"#define ka gt_emu_c_ka\n#define kb gt_emu_c_kb\nnamespace gt_emu_c_kernels_a_b {\n#include \"../../kernels/a-b.cu\"\n}",
+		`extern "C" GT_EMU_NOCHECK void gt_emu_ctramp_ka(const uint64_t* a) { ::gt_emu::invoke(&gt_emu_c_kernels_a_b::ka, a); }`,
+	} {
+		if !strings.Contains(c, want) {
+			t.Errorf("generated checked unit lacks %q:\n%s", want, c)
+		}
+	}
+	tf := string(files[Prefix+"testdata_t.cpp"])
+	for _, want := range []string{`#include "testdata/t.cu"`, "device/emu/testdata/t.cuh sha256 "} {
+		if !strings.Contains(tf, want) {
+			t.Errorf("generated testdata unit lacks %q:\n%s", want, tf)
+		}
 	}
 	reg := string(files[Prefix+"registry.cpp"])
-	if !strings.Contains(reg, "gt_emu_table_kernels_a_b,\n    gt_emu_table_testdata_t,\n    nullptr") {
-		t.Errorf("registry:\n%s", reg)
+	for _, want := range []string{
+		"gt_emu_table_kernels_a_b,\n    gt_emu_table_testdata_t,\n    nullptr",
+		`"device/emu/testdata/t.cuh", "`, `"kernels/a-b.cu", "`, `"kernels/gputrain.cuh", "`,
+	} {
+		if !strings.Contains(reg, want) {
+			t.Errorf("registry lacks %q:\n%s", want, reg)
+		}
+	}
+	inputs, err := Inputs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, in := range inputs {
+		paths = append(paths, in.Path)
+	}
+	if got := strings.Join(paths, " "); got != "device/emu/testdata/t.cu device/emu/testdata/t.cuh kernels/a-b.cu kernels/gputrain.cuh" {
+		t.Errorf("Inputs = %s", got)
 	}
 
-	// A header change changes every generated source file.
-	writeFiles(t, root, map[string]string{"kernels/gputrain.cuh": "#define TILE 32\ntypedef float row_t[TILE + 1];\n"})
+	// A header change changes every generated unit; a change of a file a
+	// test kernel includes changes its units.
+	writeFiles(t, root, map[string]string{
+		"kernels/gputrain.cuh":      "#define TILE 32\ntypedef float row_t[TILE + 1];\n",
+		"device/emu/testdata/t.cuh": "// changed\n",
+	})
 	again, err := Generate(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(again[Prefix+"testdata_t.cpp"]) == string(files[Prefix+"testdata_t.cpp"]) {
-		t.Error("a changed header left the generated file unchanged")
+	for name := range files {
+		if string(again[name]) == string(files[name]) {
+			t.Errorf("%s unchanged after its inputs changed", name)
+		}
+	}
+
+	// A missing include is an error (nvcc would fail too).
+	writeFiles(t, root, map[string]string{"kernels/c.cu": "#include \"nope.cuh\"\n"})
+	if _, err := Generate(root); err == nil || !strings.Contains(err.Error(), "nope.cuh") {
+		t.Errorf("missing include: %v", err)
 	}
 }
 
