@@ -6,18 +6,28 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_embedding"
 #include "emu.h"
 #include "../../kernels/embedding.cu"
 
-static void gt_emu_tramp_gt_embed_mean(const uint64_t* a) { ::gt_emu::invoke(&gt_embed_mean, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_embed_mean(const uint64_t* a) { ::gt_emu::invoke(&gt_embed_mean, a); }
+extern "C" void gt_emu_ctramp_gt_embed_mean(const uint64_t* a); // gen_kernels_embedding.checked.cpp
 
-static void gt_emu_tramp_gt_embed_counts(const uint64_t* a) { ::gt_emu::invoke(&gt_embed_counts, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_embed_counts(const uint64_t* a) { ::gt_emu::invoke(&gt_embed_counts, a); }
+extern "C" void gt_emu_ctramp_gt_embed_counts(const uint64_t* a); // gen_kernels_embedding.checked.cpp
 
-static void gt_emu_tramp_gt_embed_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_embed_grad, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_embed_grad(const uint64_t* a) { ::gt_emu::invoke(&gt_embed_grad, a); }
+extern "C" void gt_emu_ctramp_gt_embed_grad(const uint64_t* a); // gen_kernels_embedding.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_embedding.<line>), for reports.
+static const char* const gt_emu_decls_kernels_embedding[] = {
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_embedding[] = {
-    {"gt_embed_mean", ::gt_emu::arity(&gt_embed_mean), &gt_emu_tramp_gt_embed_mean, 0},
-    {"gt_embed_counts", ::gt_emu::arity(&gt_embed_counts), &gt_emu_tramp_gt_embed_counts, 0},
-    {"gt_embed_grad", ::gt_emu::arity(&gt_embed_grad), &gt_emu_tramp_gt_embed_grad, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_embed_mean", ::gt_emu::arity(&gt_embed_mean), &gt_emu_tramp_gt_embed_mean, 0, &gt_emu_ctramp_gt_embed_mean, "kernels_embedding", gt_emu_decls_kernels_embedding, 26, 40},
+    {"gt_embed_counts", ::gt_emu::arity(&gt_embed_counts), &gt_emu_tramp_gt_embed_counts, 0, &gt_emu_ctramp_gt_embed_counts, "kernels_embedding", gt_emu_decls_kernels_embedding, 42, 48},
+    {"gt_embed_grad", ::gt_emu::arity(&gt_embed_grad), &gt_emu_tramp_gt_embed_grad, 0, &gt_emu_ctramp_gt_embed_grad, "kernels_embedding", gt_emu_decls_kernels_embedding, 51, 72},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

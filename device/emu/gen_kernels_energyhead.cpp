@@ -6,19 +6,23 @@
 // kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
+#define GT_EMU_SHM_SECTION "gt_emu_shm.p.kernels_energyhead"
 #include "emu.h"
 #include "../../kernels/energyhead.cu"
 
-static void gt_emu_tramp_gt_eh_forward(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_forward, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_eh_forward(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_forward, a); }
+extern "C" void gt_emu_ctramp_gt_eh_forward(const uint64_t* a); // gen_kernels_energyhead.checked.cpp
 struct gt_emu_shm_gt_eh_forward {
     gt_eh_slabs sl;
     gt_row_part red[GT_EH_T][16];
     float ecs[GT_EH_T];
 };
 
-static void gt_emu_tramp_gt_eh_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_merge, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_eh_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_merge, a); }
+extern "C" void gt_emu_ctramp_gt_eh_merge(const uint64_t* a); // gen_kernels_energyhead.checked.cpp
 
-static void gt_emu_tramp_gt_eh_grad_w(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_grad_w, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_eh_grad_w(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_grad_w, a); }
+extern "C" void gt_emu_ctramp_gt_eh_grad_w(const uint64_t* a); // gen_kernels_energyhead.checked.cpp
 struct gt_emu_shm_gt_eh_grad_w {
     gt_eh_slabs sl;
     float S[GT_EH_T][GT_EH_SP];
@@ -26,7 +30,8 @@ struct gt_emu_shm_gt_eh_grad_w {
     int warpFlags[GT_THREADS / 32];
 };
 
-static void gt_emu_tramp_gt_eh_grad_h(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_grad_h, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_eh_grad_h(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_grad_h, a); }
+extern "C" void gt_emu_ctramp_gt_eh_grad_h(const uint64_t* a); // gen_kernels_energyhead.checked.cpp
 struct gt_emu_shm_gt_eh_grad_h {
     gt_eh_slabs sl;
     float S[GT_EH_T][GT_EH_SP];
@@ -34,13 +39,31 @@ struct gt_emu_shm_gt_eh_grad_h {
     int warpFlags[GT_THREADS / 32];
 };
 
-static void gt_emu_tramp_gt_eh_grad_h_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_grad_h_merge, a); }
+static GT_EMU_NOCHECK void gt_emu_tramp_gt_eh_grad_h_merge(const uint64_t* a) { ::gt_emu::invoke(&gt_eh_grad_h_merge, a); }
+extern "C" void gt_emu_ctramp_gt_eh_grad_h_merge(const uint64_t* a); // gen_kernels_energyhead.checked.cpp
+
+// The __shared__ declarations of the unit by line (the section of each is
+// gt_emu_shm.<p|c>.kernels_energyhead.<line>), for reports.
+static const char* const gt_emu_decls_kernels_energyhead[] = {
+    "134", "kernels/energyhead.cu:134 sl",
+    "135", "kernels/energyhead.cu:135 red",
+    "136", "kernels/energyhead.cu:136 ecs",
+    "399", "kernels/energyhead.cu:399 sl",
+    "400", "kernels/energyhead.cu:400 S",
+    "401", "kernels/energyhead.cu:401 G",
+    "402", "kernels/energyhead.cu:402 warpFlags",
+    "450", "kernels/energyhead.cu:450 sl",
+    "451", "kernels/energyhead.cu:451 S",
+    "452", "kernels/energyhead.cu:452 G",
+    "453", "kernels/energyhead.cu:453 warpFlags",
+    nullptr,
+};
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyhead[] = {
-    {"gt_eh_forward", ::gt_emu::arity(&gt_eh_forward), &gt_emu_tramp_gt_eh_forward, (long long)sizeof(gt_emu_shm_gt_eh_forward)},
-    {"gt_eh_merge", ::gt_emu::arity(&gt_eh_merge), &gt_emu_tramp_gt_eh_merge, 0},
-    {"gt_eh_grad_w", ::gt_emu::arity(&gt_eh_grad_w), &gt_emu_tramp_gt_eh_grad_w, (long long)sizeof(gt_emu_shm_gt_eh_grad_w)},
-    {"gt_eh_grad_h", ::gt_emu::arity(&gt_eh_grad_h), &gt_emu_tramp_gt_eh_grad_h, (long long)sizeof(gt_emu_shm_gt_eh_grad_h)},
-    {"gt_eh_grad_h_merge", ::gt_emu::arity(&gt_eh_grad_h_merge), &gt_emu_tramp_gt_eh_grad_h_merge, 0},
-    {nullptr, 0, nullptr, 0},
+    {"gt_eh_forward", ::gt_emu::arity(&gt_eh_forward), &gt_emu_tramp_gt_eh_forward, (long long)sizeof(gt_emu_shm_gt_eh_forward), &gt_emu_ctramp_gt_eh_forward, "kernels_energyhead", gt_emu_decls_kernels_energyhead, 133, 188},
+    {"gt_eh_merge", ::gt_emu::arity(&gt_eh_merge), &gt_emu_tramp_gt_eh_merge, 0, &gt_emu_ctramp_gt_eh_merge, "kernels_energyhead", gt_emu_decls_kernels_energyhead, 195, 222},
+    {"gt_eh_grad_w", ::gt_emu::arity(&gt_eh_grad_w), &gt_emu_tramp_gt_eh_grad_w, (long long)sizeof(gt_emu_shm_gt_eh_grad_w), &gt_emu_ctramp_gt_eh_grad_w, "kernels_energyhead", gt_emu_decls_kernels_energyhead, 398, 440},
+    {"gt_eh_grad_h", ::gt_emu::arity(&gt_eh_grad_h), &gt_emu_tramp_gt_eh_grad_h, (long long)sizeof(gt_emu_shm_gt_eh_grad_h), &gt_emu_ctramp_gt_eh_grad_h, "kernels_energyhead", gt_emu_decls_kernels_energyhead, 449, 486},
+    {"gt_eh_grad_h_merge", ::gt_emu::arity(&gt_eh_grad_h_merge), &gt_emu_tramp_gt_eh_grad_h_merge, 0, &gt_emu_ctramp_gt_eh_grad_h_merge, "kernels_energyhead", gt_emu_decls_kernels_energyhead, 489, 495},
+    {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };

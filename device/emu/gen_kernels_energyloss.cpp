@@ -43,21 +43,21 @@ extern "C" void gt_emu_ctramp_gt_check_labels(const uint64_t* a); // gen_kernels
 // The __shared__ declarations of the unit by line (the section of each is
 // gt_emu_shm.<p|c>.kernels_energyloss.<line>), for reports.
 static const char* const gt_emu_decls_kernels_energyloss[] = {
-    "289", "kernels/energyloss.cu:289 sh",
-    "290", "kernels/energyloss.cu:290 coef",
-    "366", "kernels/energyloss.cu:366 warpParts",
-    "367", "kernels/energyloss.cu:367 coefs",
-    "470", "kernels/energyloss.cu:470 sh",
-    "498", "kernels/energyloss.cu:498 sh",
-    "499", "kernels/energyloss.cu:499 coef",
+    "89", "kernels/energyloss.cu:89 sh",
+    "90", "kernels/energyloss.cu:90 coef",
+    "166", "kernels/energyloss.cu:166 warpParts",
+    "167", "kernels/energyloss.cu:167 coefs",
+    "270", "kernels/energyloss.cu:270 sh",
+    "298", "kernels/energyloss.cu:298 sh",
+    "299", "kernels/energyloss.cu:299 coef",
     nullptr,
 };
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[] = {
-    {"gt_energy_loss", ::gt_emu::arity(&gt_energy_loss), &gt_emu_tramp_gt_energy_loss, (long long)sizeof(gt_emu_shm_gt_energy_loss), &gt_emu_ctramp_gt_energy_loss, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 288, 311},
-    {"gt_energy_loss_cached", ::gt_emu::arity(&gt_energy_loss_cached), &gt_emu_tramp_gt_energy_loss_cached, (long long)sizeof(gt_emu_shm_gt_energy_loss_cached), &gt_emu_ctramp_gt_energy_loss_cached, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 364, 459},
-    {"gt_energy_loss_partial", ::gt_emu::arity(&gt_energy_loss_partial), &gt_emu_tramp_gt_energy_loss_partial, (long long)sizeof(gt_emu_shm_gt_energy_loss_partial), &gt_emu_ctramp_gt_energy_loss_partial, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 469, 487},
-    {"gt_energy_loss_merge", ::gt_emu::arity(&gt_energy_loss_merge), &gt_emu_tramp_gt_energy_loss_merge, (long long)sizeof(gt_emu_shm_gt_energy_loss_merge), &gt_emu_ctramp_gt_energy_loss_merge, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 497, 533},
-    {"gt_check_labels", ::gt_emu::arity(&gt_check_labels), &gt_emu_tramp_gt_check_labels, 0, &gt_emu_ctramp_gt_check_labels, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 540, 545},
+    {"gt_energy_loss", ::gt_emu::arity(&gt_energy_loss), &gt_emu_tramp_gt_energy_loss, (long long)sizeof(gt_emu_shm_gt_energy_loss), &gt_emu_ctramp_gt_energy_loss, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 88, 111},
+    {"gt_energy_loss_cached", ::gt_emu::arity(&gt_energy_loss_cached), &gt_emu_tramp_gt_energy_loss_cached, (long long)sizeof(gt_emu_shm_gt_energy_loss_cached), &gt_emu_ctramp_gt_energy_loss_cached, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 164, 259},
+    {"gt_energy_loss_partial", ::gt_emu::arity(&gt_energy_loss_partial), &gt_emu_tramp_gt_energy_loss_partial, (long long)sizeof(gt_emu_shm_gt_energy_loss_partial), &gt_emu_ctramp_gt_energy_loss_partial, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 269, 287},
+    {"gt_energy_loss_merge", ::gt_emu::arity(&gt_energy_loss_merge), &gt_emu_tramp_gt_energy_loss_merge, (long long)sizeof(gt_emu_shm_gt_energy_loss_merge), &gt_emu_ctramp_gt_energy_loss_merge, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 297, 333},
+    {"gt_check_labels", ::gt_emu::arity(&gt_check_labels), &gt_emu_tramp_gt_check_labels, 0, &gt_emu_ctramp_gt_check_labels, "kernels_energyloss", gt_emu_decls_kernels_energyloss, 340, 345},
     {nullptr, 0, nullptr, 0, nullptr, nullptr, nullptr, 0, 0},
 };
