@@ -289,6 +289,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 		md["early_stop_state"] = js(earlyStateJSON{t.early.best, t.early.bestEpoch, t.early.stopped})
 	}
 	md["ranks"] = strconv.Itoa(t.Ranks())
+	if c.Sampled.Kind != SampledNone {
+		md["sampled"], md["samples"], md["proposal"] = c.Sampled.Kind.String(), strconv.Itoa(c.Sampled.Samples), c.Sampled.Proposal
+	}
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.units())
@@ -329,6 +332,8 @@ func energyFormula(cfg Config) string {
 	switch {
 	case cfg.Chain:
 		return chainFormula
+	case len(cfg.Vars) == 0 && isCBOW(cfg):
+		return cbowFormula
 	case len(cfg.Vars) == 0:
 		return denseFormula
 	case cfg.NoPairwise:
@@ -433,6 +438,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		}
 		cfg.EarlyStop = EarlyStop{Monitor: e.Monitor, Patience: e.Patience, MinDelta: e.MinDelta}
 		c.early = earlyStopState{best: st.Best, bestEpoch: st.BestEpoch, stopped: st.Stopped}
+	}
+	if v, ok := md["sampled"]; ok {
+		if cfg.Sampled.Kind, err = ParseSampledKind(v); err != nil {
+			errs = append(errs, err.Error())
+		}
+		cfg.Sampled.Samples, cfg.Sampled.Proposal = integer("samples"), md["proposal"]
 	}
 	if v, ok := md["vars"]; ok {
 		if err := json.Unmarshal([]byte(v), &cfg.Vars); err != nil {
@@ -597,6 +608,13 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		}
 	}
 	in := c.Inputs
+	if spec.Embed > 0 {
+		// A CBOW model (cbow.go): the table, then layers on Embed inputs.
+		if err := checkShape(f, TensorName(CBOWTable), []int{c.Classes, spec.Embed}); err != nil {
+			return nil, err
+		}
+		in = spec.Embed
+	}
 	for l, out := range append(append([]int(nil), spec.Hidden...), outputs) {
 		if err := checkShape(f, fmt.Sprintf("layers.%d.weight", l), []int{out, in}); err != nil {
 			return nil, err
@@ -710,6 +728,7 @@ func (c *Checkpoint) Compatible(cfg Config) error {
 	}
 	add("model", spec, c.Spec())
 	add("joint variables", cfg.Vars, want.Vars)
+	add("sampled loss", cfg.Sampled, want.Sampled)
 	add("pairwise", !cfg.NoPairwise, !want.NoPairwise)
 	add("chain model", cfg.Chain, want.Chain)
 	add("loss", cfg.Loss, want.Loss)

@@ -21,13 +21,18 @@ type dense struct {
 	lastX           Mat
 	last            *denseBuffers
 	freed           bool
+	// inputGrad makes Backward (and the fused head's backward) also write
+	// dL/dx into the batch's dx buffer: a model below this one needs it
+	// (the CBOW layer, cbow.go).
+	inputGrad bool
 }
 
 // denseBuffers holds the activations of one batch size.
 type denseBuffers struct {
 	h  []Mat // post-activation outputs of the hidden layers (B x H_l)
 	dh []Mat // dL/dh, then dL/d(pre-activation) in place (B x H_l)
-	e  Mat   // energies (B x Classes)
+	e  Mat   // energies (B x Classes); nil until Forward needs them
+	dx Mat   // dL/dx (B x Inputs), only with inputGrad
 }
 
 // NewEnergyModel allocates the model spec describes on b, for inputs of
@@ -43,6 +48,9 @@ func NewEnergyModel(b Backend, spec Spec, inputs, classes int, rng *rand.Rand) (
 	}
 	if inputs < 1 || classes < 1 {
 		return nil, fmt.Errorf("NewEnergyModel: need inputs >= 1 and classes >= 1, got %d and %d", inputs, classes)
+	}
+	if spec.Embed > 0 {
+		return newCBOW(b, spec, inputs, classes, rng)
 	}
 	if spec.Activation != ReLU && spec.Activation != Tanh {
 		return nil, fmt.Errorf("NewEnergyModel: unknown activation %v", spec.Activation)
@@ -111,12 +119,16 @@ func (m *dense) buffers(rows int) (*denseBuffers, error) {
 		}
 		bf.dh = append(bf.dh, d)
 	}
-	e, err := m.b.Alloc(rows, m.classes)
-	if err != nil {
-		_ = bf.free(m.b)
-		return nil, err
+	if m.inputGrad {
+		d, err := m.b.Alloc(rows, m.inputs)
+		if err != nil {
+			_ = bf.free(m.b)
+			return nil, err
+		}
+		bf.dx = d
 	}
-	bf.e = e
+	// The energies (B x Classes) are allocated by Forward on first use:
+	// the fused energy head (head.go) never needs them.
 	m.bufs[rows] = bf
 	return bf, nil
 }
@@ -129,36 +141,23 @@ func (bf *denseBuffers) free(b Backend) error {
 	for _, x := range bf.dh {
 		xs = append(xs, x)
 	}
-	if bf.e != nil {
-		xs = append(xs, bf.e)
+	for _, x := range []Mat{bf.e, bf.dx} {
+		if x != nil {
+			xs = append(xs, x)
+		}
 	}
 	return freeAll(b, xs...)
 }
 
 func (m *dense) Forward(x Mat) (Mat, error) {
-	if m.freed {
-		return nil, errors.New("model: Forward after Free")
-	}
-	if x == nil || x.Cols() != m.inputs || x.Rows() < 1 {
-		return nil, fmt.Errorf("model %v: Forward needs a B x %d input (B >= 1), got %s", m.spec, m.inputs, shapeOf(x))
-	}
-	bf, err := m.buffers(x.Rows())
+	in, bf, err := m.forwardHidden(x)
 	if err != nil {
 		return nil, err
 	}
-	in := x
-	for l := range m.spec.Hidden {
-		h := bf.h[l]
-		if err := m.b.Gemm(false, true, 1, in, m.w[l].Value, 0, h); err != nil {
-			return nil, fmt.Errorf("layer %d: %w", l, err)
+	if bf.e == nil {
+		if bf.e, err = m.b.Alloc(x.Rows(), m.classes); err != nil {
+			return nil, err
 		}
-		if err := m.b.AddRowVector(h, 1, m.bias[l].Value); err != nil {
-			return nil, fmt.Errorf("layer %d: %w", l, err)
-		}
-		if err := m.b.Activate(m.spec.Activation, h); err != nil {
-			return nil, fmt.Errorf("layer %d: %w", l, err)
-		}
-		in = h
 	}
 	L := m.hiddenLayers()
 	// E = -(in W^T + b): the sign is folded into alpha rather than a pass.
@@ -168,8 +167,39 @@ func (m *dense) Forward(x Mat) (Mat, error) {
 	if err := m.b.AddRowVector(bf.e, -1, m.bias[L].Value); err != nil {
 		return nil, fmt.Errorf("output layer: %w", err)
 	}
-	m.lastX, m.last = x, bf
 	return bf.e, nil
+}
+
+// forwardHidden runs the hidden layers on x and returns the output
+// layer's input (x itself for a linear model) and the batch's buffers; it
+// records x and the buffers for the backward pass.
+func (m *dense) forwardHidden(x Mat) (Mat, *denseBuffers, error) {
+	if m.freed {
+		return nil, nil, errors.New("model: Forward after Free")
+	}
+	if x == nil || x.Cols() != m.inputs || x.Rows() < 1 {
+		return nil, nil, fmt.Errorf("model %v: Forward needs a B x %d input (B >= 1), got %s", m.spec, m.inputs, shapeOf(x))
+	}
+	bf, err := m.buffers(x.Rows())
+	if err != nil {
+		return nil, nil, err
+	}
+	in := x
+	for l := range m.spec.Hidden {
+		h := bf.h[l]
+		if err := m.b.Gemm(false, true, 1, in, m.w[l].Value, 0, h); err != nil {
+			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		if err := m.b.AddRowVector(h, 1, m.bias[l].Value); err != nil {
+			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		if err := m.b.Activate(m.spec.Activation, h); err != nil {
+			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
+		}
+		in = h
+	}
+	m.lastX, m.last = x, bf
+	return in, bf, nil
 }
 
 func (m *dense) Backward(dE Mat) error {
@@ -198,12 +228,22 @@ func (m *dense) Backward(dE Mat) error {
 		return fmt.Errorf("output layer: %w", err)
 	}
 	if L == 0 {
+		if m.inputGrad {
+			// d(in) = -dE W, in being the model's input.
+			return m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dx)
+		}
 		return nil
 	}
 	if err := m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dh[L-1]); err != nil {
 		return fmt.Errorf("output layer: %w", err)
 	}
-	for l := L - 1; l >= 0; l-- {
+	return m.backwardHidden(bf)
+}
+
+// backwardHidden back-propagates dL/dh of the last hidden layer, which
+// bf.dh[L-1] holds, through the hidden layers (L >= 1).
+func (m *dense) backwardHidden(bf *denseBuffers) error {
+	for l := m.hiddenLayers() - 1; l >= 0; l-- {
 		d := bf.dh[l]
 		if err := m.b.ActivationGrad(m.spec.Activation, d, bf.h[l]); err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
@@ -221,6 +261,10 @@ func (m *dense) Backward(dE Mat) error {
 		if l > 0 {
 			if err := m.b.Gemm(false, false, 1, d, m.w[l].Value, 0, bf.dh[l-1]); err != nil {
 				return fmt.Errorf("layer %d: %w", l, err)
+			}
+		} else if m.inputGrad {
+			if err := m.b.Gemm(false, false, 1, d, m.w[0].Value, 0, bf.dx); err != nil {
+				return fmt.Errorf("layer 0 input gradient: %w", err)
 			}
 		}
 	}

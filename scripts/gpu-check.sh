@@ -15,7 +15,9 @@
 #      3) BenchmarkGPU (copy, fused energy loss B=8192 K=32768/131072, GEMM
 #         4096^3, linear training step B=4096 D=1024 K=32768 NLL Adam);
 #      4) the same workloads in PyTorch (scripts/gpu_bench_torch.py), then the
-#         table: times, rates, fraction of the measured ceilings, ratios.
+#         table: times, rates, fraction of the measured ceilings, ratios;
+#      5) the fused energy head, B=4096 D=256 K=131072, gputrain (fused and
+#         materializing) and PyTorch cross_entropy (scripts/gpu_bench_head.py).
 # Logs go to $OUT if set, else gpucheck-out/; the table is printed last.
 # Exit status: nonzero when a test fails or a step cannot run.
 set -uo pipefail
@@ -147,6 +149,24 @@ run() {
 	if ! python3 scripts/gpu_bench_torch.py bench "$out/bench-torch.json" >"$out/bench-torch.log" 2>&1; then
 		fail=1
 		note "PyTorch baselines: FAIL: $(tail -3 "$out/bench-torch.log" | tr '\n' ' ')"
+	fi
+
+	# 5) The fused energy head (issue 10): gputrain's head and its
+	#    materializing path against PyTorch's cross_entropy (fp32, TF32).
+	local hb="--batch 4096 --dim 256 --answers 131072 --reps 5 --warmup 1 --json"
+	for op in energy-head energy-head-materializing; do
+		if "$dir/gputrain" bench --backend cuda --op $op $hb >"$out/bench-$op.json" 2>&1; then
+			note "gputrain bench --op $op: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f ms, device memory in use %s MiB" % (1e3*r["median_s"], r.get("device_used_bytes",0)//2**20))' "$out/bench-$op.json")"
+		else
+			fail=1
+			note "gputrain bench --op $op: FAIL: $(tail -2 "$out/bench-$op.json" | tr '\n' ' ')"
+		fi
+	done
+	if python3 scripts/gpu_bench_head.py >"$out/bench-head-torch.txt" 2>&1; then
+		while read -r l; do note "$l"; done <"$out/bench-head-torch.txt"
+	else
+		fail=1
+		note "PyTorch head baseline: FAIL: $(tail -2 "$out/bench-head-torch.txt" | tr '\n' ' ')"
 	fi
 
 	echo

@@ -5,6 +5,8 @@
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_chain[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_embedding[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_energyhead[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_joint[];
@@ -17,6 +19,8 @@ extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_chain,
     gt_emu_table_kernels_elementwise,
+    gt_emu_table_kernels_embedding,
+    gt_emu_table_kernels_energyhead,
     gt_emu_table_kernels_energyloss,
     gt_emu_table_kernels_gemm,
     gt_emu_table_kernels_joint,
@@ -35,7 +39,10 @@ extern "C" const char* const gt_emu_inputs[] = {
     "device/emu/testdata/reduce.cu", "51a4657acc1efb5ed430889162feeb69dc16804f66b3dc1f75095bf4e21d7ee8",
     "kernels/chain.cu", "1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4",
     "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",
-    "kernels/energyloss.cu", "83af409ce41e314a2947dea12281d9942ba0f067c571bc951bcfe00c8f193449",
+    "kernels/embedding.cu", "d01b67e4b342f07f3311a01acc8cd5dcf37972fbf1b23990317759706b7497ae",
+    "kernels/energyhead.cu", "1d3b7e562dc30ae3c923bae4f714654b5930aae53f4ad73892e2c4ac4ab89875",
+    "kernels/energyloss.cu", "8f15388477b5ef169f13c2f24ecde9b405ac09ccb8f2bdd4f4debe695e6390a6",
+    "kernels/energyrow.cuh", "d804730d01ff52eff3ab1e5d032bc41aa4178b6ce8c7301a751e34706b74e111",
     "kernels/gemm.cu", "afc5e23aebb0f2a74149e28cb731dcb3d5d26f0e839e584feee4d462ab619981",
     "kernels/gputrain.cuh", "dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f",
     "kernels/joint.cu", "67a690bd98eb68b60e42a0b681da3cbf4492ca06f6307a2d10172ef2900b70c4",
