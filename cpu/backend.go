@@ -22,6 +22,8 @@ type Backend struct {
 	// op(B), one per goroutine for op(A).
 	packB []float32
 	packA [][]float32
+	// headBuf is the energies tile of the fused energy head (energyhead.go).
+	headBuf []float32
 	// gonumGemm forces gonum's Sgemm even where the assembly kernel runs
 	// (tests and benchmarks compare the two).
 	gonumGemm bool

@@ -11,9 +11,11 @@ import (
 // EnergyLoss is the fused energy-loss operation of model.Backend. Each row
 // is swept first with float32 comparisons only, for the argmin (whose -beta*E
 // is the max of the log-sum-exp), E_C and the most offending E_I; a second
-// sweep sums exp(-beta*E_y - max) in float64, so log Z takes one exp per
-// answer, never overflows and needs no rescaling (energies of +-1e30 are
-// fine). NLL and MEE keep those exps in the row and a third sweep turns them
+// sweep sums exp(-beta*(E_y - E_min)), each term in [0, 1], by the
+// vectorized float32 exp of exp.go into a float64 sum, so log Z never
+// overflows and needs no rescaling (energies of +-1e30 are fine) and the
+// sweep runs at memory speed rather than at one float64 math.Exp per
+// answer. NLL and MEE keep those exps in the row and a third sweep turns them
 // into gradients; the other losses zero the row and write at most two
 // entries. Rows are split over goroutines, each row whole in one of them, so
 // the bits do not depend on the split.
@@ -77,10 +79,10 @@ type rowResult struct {
 
 // energyLossRow computes one row: it returns the statistics and the argmin
 // and, when grad, overwrites row with scale * dL/dE (without grad, row is
-// only read, and the statistics are the same bits). label is IgnoreLabel
-// or in range.
+// only read, and the statistics are the same bits: the sum of sweep 2 is
+// taken the same way whether its terms are kept or not). label is
+// IgnoreLabel or in range.
 func energyLossRow(row []float32, label int, loss model.Loss, scale float64, grad bool) rowResult {
-	beta := loss.Beta
 	// Sweep 1: argmin and most offending answer (the smallest energy off the
 	// label), ties to the lowest index, by float32 comparisons.
 	am, off := 0, -1
@@ -96,139 +98,54 @@ func energyLossRow(row []float32, label int, loss model.Loss, scale float64, gra
 			off = j
 		}
 	}
-	// Sweep 2: log Z = mx + log sum_y exp(-beta E_y - mx) with mx = -beta
-	// E_min, the largest exponent, so every term is in [0, 1] and the sum in
-	// [1, K]. An infinite E_min makes log Z that infinity.
-	eMin := float64(row[am])
-	mx := -beta * eMin
-	eC, eI := 0.0, math.Inf(1) // E_I = +Inf when K == 1: no incorrect answer
+	r := rowStats{eMin: float64(row[am]), am: am, eI: math.Inf(1), off: off}
 	if label >= 0 {
-		eC = float64(row[label])
+		r.eC = float64(row[label])
 	}
 	if off >= 0 {
-		eI = float64(row[off])
+		r.eI = float64(row[off])
 	}
+	// Sweep 2: s = sum_y exp(-beta (E_y - E_min)), every term in [0, 1]
+	// and the sum in [1, K]. NLL and MEE keep the terms in the row for
+	// sweep 3.
+	shift, nbeta := row[am], float32(-loss.Beta)
 	touchAll := loss.Kind.TouchesAll() && label >= 0
-	var s float64
 	if touchAll && grad {
-		for j, x := range row {
-			ex := math.Exp(-beta*float64(x) - mx)
-			s += ex
-			row[j] = float32(ex) // unnormalised P_y, for sweep 3
-		}
+		r.s = expScaleShifted(row, row, shift, nbeta, 1)
 	} else {
-		for _, x := range row {
-			s += math.Exp(-beta*float64(x) - mx)
-		}
-	}
-	logZ := mx + math.Log(s)
-	if math.IsInf(mx, 0) {
-		logZ = mx
+		r.s = expSumShifted(row, shift, nbeta)
 	}
 
-	var r rowResult
-	r.argmin = am
-	r.stats[model.StatLogZ] = float32(logZ)
+	var res rowResult
+	res.argmin = am
 	if label == model.IgnoreLabel {
+		statsRow(res.stats[:], loss, label, &r, nil)
 		if grad {
 			clear(row)
 		}
-		return r
+		return res
 	}
-
-	r.stats[model.StatCorrect] = float32(eC)
-	r.stats[model.StatOffending] = float32(eI)
-
-	if touchAll {
-		// P_y = exp(-beta E_y - mx) / s, the exps of sweep 2, so that the
-		// P_y sum to 1 even where log Z has lost the low bits (E ~ 1e30).
-		// For the same reason NLL's E_C + log Z/beta is evaluated as
-		// (E_C - E_min) + log(s)/beta.
-		invS := 1 / s
-		pC := math.Exp(-beta*eC-mx) * invS
-		var L, factor float64
-		if loss.Kind == model.NLL {
-			L, factor = (eC-eMin)+math.Log(s)/beta, scale
-		} else {
-			L, factor = 1-pC, scale*beta*pC
-		}
-		r.stats[model.StatLoss] = float32(L)
-		if !grad {
-			return r
-		}
-		for j, ex := range row {
-			row[j] = float32(factor * -(float64(ex) * invS))
-		}
-		row[label] = float32(factor * (1 - pC))
-		return r
-	}
-
-	// The other losses touch at most E_C (gradient gC) and one other answer
-	// (index other, gradient gO).
-	var L, gC, gO float64
-	other := off
-	d := eC - eI
-	switch loss.Kind {
-	case model.Energy:
-		L, gC = eC, 1
-	case model.Perceptron:
-		// The minimum over all answers, the correct one included: nothing
-		// to push when the argmin is the label.
-		other = am
-		if am != label {
-			L, gC, gO = eC-eMin, 1, -1
-		}
-	case model.Hinge:
-		if h := loss.Margin + d; h > 0 {
-			L, gC, gO = h, 1, -1
-		}
-	case model.Log:
-		// log(1 + exp(d)) and sigmoid(d), both without overflow.
-		sg := sigmoid(d)
-		L, gC, gO = math.Max(d, 0)+math.Log1p(math.Exp(-math.Abs(d))), sg, -sg
-	case model.LVQ2:
-		if off < 0 {
-			break // K == 1: no incorrect answer, nothing to compare with
-		}
-		D, dD := 1.0, 0.0 // D and dD/dE_I
-		if eI > 1 {
-			D, dD = eI, 1
-		}
-		ratio := d / (loss.Delta * D)
-		switch {
-		case ratio >= 1:
-			L = 1
-		case ratio > 0:
-			// d ratio/dE_C = 1/(delta D); d ratio/dE_I = (-D - d dD)/(delta D^2).
-			L, gC, gO = ratio, 1/(loss.Delta*D), (-D-d*dD)/(loss.Delta*D*D)
-		}
-	case model.MCE:
-		sg := sigmoid(d)
-		L, gC, gO = sg, sg*(1-sg), -sg*(1-sg)
-	case model.SquareSquare:
-		h := math.Max(0, loss.Margin-eI)
-		L, gC, gO = eC*eC+h*h, 2*eC, -2*h
-	case model.SquareExp:
-		ex := loss.Gamma * math.Exp(-eI)
-		L, gC, gO = eC*eC+ex, 2*eC, -ex
-	}
-	r.stats[model.StatLoss] = float32(L)
+	k := lossCoef(loss, label, &r)
+	statsRow(res.stats[:], loss, label, &r, &k)
 	if !grad {
-		return r
+		return res
 	}
+	if touchAll {
+		// P_y = exp(-beta (E_y - E_min)) / s, the terms of sweep 2, so that
+		// the P_y sum to 1 even where log Z has lost the low bits (E ~ 1e30).
+		f := float32(scale * k.c / r.s)
+		for j, ex := range row {
+			row[j] = f * ex
+		}
+		pC := math.Exp(-loss.Beta*(r.eC-r.eMin)) / r.s
+		row[label] = float32(scale * (k.a + k.c*pC))
+		return res
+	}
+	// The other losses touch at most E_C and one other answer.
 	clear(row)
-	row[label] = float32(scale * gC)
-	if other >= 0 && other != label {
-		row[other] = float32(scale * gO)
+	row[label] = float32(scale * k.a)
+	if k.other >= 0 {
+		row[k.other] = float32(scale * k.b)
 	}
-	return r
-}
-
-// sigmoid is 1/(1+exp(-x)) computed without overflow for either sign.
-func sigmoid(x float64) float64 {
-	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
-	}
-	ex := math.Exp(x)
-	return ex / (1 + ex)
+	return res
 }

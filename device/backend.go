@@ -56,6 +56,11 @@ type Options struct {
 	// ChainPlan forces the plan of the chain operations' recursion
 	// (chain.go); ChainPlanAuto (0) picks it by the shared memory P needs.
 	ChainPlan ChainPlan
+	// HeadFilter (in [0, 1)) turns on the fused energy head's gradient
+	// filtering: backward tiles whose probabilities are all below it, and
+	// that hold no row's label or other answer, are skipped
+	// (kernels/energyhead.cu). 0, the default, is exact.
+	HeadFilter float64
 	// TCTile forces the tile of the tensor-core GEMMs (tensorcore.go);
 	// TCTileAuto (0) picks it by shape. NoTensorCores runs every precision
 	// on the SIMT kernels, as on a GPU below sm_80.
@@ -102,6 +107,8 @@ type Backend struct {
 	// scratchGen counts reallocations of the scratch buffers: a captured
 	// graph that names the old ones is stale (see Capture).
 	scratchGen uint64
+	// head is the fused energy head's scratch (energyhead.go).
+	head headScratch
 }
 
 // SharedMemoryLimiter is an optional Driver capability: the most shared
@@ -214,6 +221,9 @@ func NewWithOptions(drv Driver, opts Options) (*Backend, error) {
 	}
 	if opts.ChainPlan < ChainPlanAuto || opts.ChainPlan > ChainPlanTiled {
 		return nil, fmt.Errorf("device: New: unknown ChainPlan %d", int(opts.ChainPlan))
+	}
+	if !(opts.HeadFilter >= 0 && opts.HeadFilter < 1) {
+		return nil, fmt.Errorf("device: New: HeadFilter = %v, want a probability in [0, 1) (0: off)", opts.HeadFilter)
 	}
 	if opts.TCTile < TCTileAuto || opts.TCTile > TCTile128x128 {
 		return nil, fmt.Errorf("device: New: unknown TCTile %d", int(opts.TCTile))
@@ -503,6 +513,10 @@ func (b *Backend) Close() error {
 	free(b.colPart)
 	free(b.joint)
 	free(b.flag)
+	for _, p := range b.head.ptrs() {
+		free(*p)
+		*p = 0
+	}
 	free(b.chainMem)
 	b.partF, b.partI, b.colPart, b.joint, b.flag, b.chainMem = 0, 0, 0, 0, 0, 0
 	b.closed = true

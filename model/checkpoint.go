@@ -290,6 +290,9 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 	}
 	md["precision"] = c.Precision.String()
 	md["ranks"] = strconv.Itoa(t.Ranks())
+	if c.Sampled.Kind != SampledNone {
+		md["sampled"], md["samples"], md["proposal"] = c.Sampled.Kind.String(), strconv.Itoa(c.Sampled.Samples), c.Sampled.Proposal
+	}
 	md["dataset"] = info.Dataset
 	md["data_source"] = info.Source
 	md["train_rows"] = strconv.Itoa(t.units())
@@ -330,6 +333,8 @@ func energyFormula(cfg Config) string {
 	switch {
 	case cfg.Chain:
 		return chainFormula
+	case len(cfg.Vars) == 0 && isCBOW(cfg):
+		return cbowFormula
 	case len(cfg.Vars) == 0:
 		return denseFormula
 	case cfg.NoPairwise:
@@ -434,6 +439,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		}
 		cfg.EarlyStop = EarlyStop{Monitor: e.Monitor, Patience: e.Patience, MinDelta: e.MinDelta}
 		c.early = earlyStopState{best: st.Best, bestEpoch: st.BestEpoch, stopped: st.Stopped}
+	}
+	if v, ok := md["sampled"]; ok {
+		if cfg.Sampled.Kind, err = ParseSampledKind(v); err != nil {
+			errs = append(errs, err.Error())
+		}
+		cfg.Sampled.Samples, cfg.Sampled.Proposal = integer("samples"), md["proposal"]
 	}
 	// Checkpoints from before precision settings computed in fp32.
 	if v, ok := md["precision"]; ok {
@@ -604,6 +615,13 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 		}
 	}
 	in := c.Inputs
+	if spec.Embed > 0 {
+		// A CBOW model (cbow.go): the table, then layers on Embed inputs.
+		if err := checkShape(f, TensorName(CBOWTable), []int{c.Classes, spec.Embed}); err != nil {
+			return nil, err
+		}
+		in = spec.Embed
+	}
 	for l, out := range append(append([]int(nil), spec.Hidden...), outputs) {
 		if err := checkShape(f, fmt.Sprintf("layers.%d.weight", l), []int{out, in}); err != nil {
 			return nil, err
@@ -717,6 +735,7 @@ func (c *Checkpoint) Compatible(cfg Config) error {
 	}
 	add("model", spec, c.Spec())
 	add("joint variables", cfg.Vars, want.Vars)
+	add("sampled loss", cfg.Sampled, want.Sampled)
 	add("pairwise", !cfg.NoPairwise, !want.NoPairwise)
 	add("chain model", cfg.Chain, want.Chain)
 	add("loss", cfg.Loss, want.Loss)

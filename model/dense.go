@@ -21,6 +21,10 @@ type dense struct {
 	lastX           Mat
 	last            *denseBuffers
 	freed           bool
+	// inputGrad makes Backward (and the fused head's backward) also write
+	// dL/dx into the batch's dx buffer: a model below this one needs it
+	// (the CBOW layer, cbow.go).
+	inputGrad bool
 	// prec is the precision of the layers' products (Config.Precision);
 	// ops runs them, fused where the backend has DenseOps.
 	prec Precision
@@ -31,7 +35,8 @@ type dense struct {
 type denseBuffers struct {
 	h  []Mat // post-activation outputs of the hidden layers (B x H_l)
 	dh []Mat // dL/dh, then dL/d(pre-activation) in place (B x H_l)
-	e  Mat   // energies (B x Classes)
+	e  Mat   // energies (B x Classes); nil until Forward needs them
+	dx Mat   // dL/dx (B x Inputs), only with inputGrad
 }
 
 // NewEnergyModel allocates the model spec describes on b, for inputs of
@@ -47,6 +52,9 @@ func NewEnergyModel(b Backend, spec Spec, inputs, classes int, rng *rand.Rand) (
 	}
 	if inputs < 1 || classes < 1 {
 		return nil, fmt.Errorf("NewEnergyModel: need inputs >= 1 and classes >= 1, got %d and %d", inputs, classes)
+	}
+	if spec.Embed > 0 {
+		return newCBOW(b, spec, inputs, classes, rng)
 	}
 	if spec.Activation != ReLU && spec.Activation != Tanh {
 		return nil, fmt.Errorf("NewEnergyModel: unknown activation %v", spec.Activation)
@@ -115,12 +123,16 @@ func (m *dense) buffers(rows int) (*denseBuffers, error) {
 		}
 		bf.dh = append(bf.dh, d)
 	}
-	e, err := m.b.Alloc(rows, m.classes)
-	if err != nil {
-		_ = bf.free(m.b)
-		return nil, err
+	if m.inputGrad {
+		d, err := m.b.Alloc(rows, m.inputs)
+		if err != nil {
+			_ = bf.free(m.b)
+			return nil, err
+		}
+		bf.dx = d
 	}
-	bf.e = e
+	// The energies (B x Classes) are allocated by Forward on first use:
+	// the fused energy head (head.go) never needs them.
 	m.bufs[rows] = bf
 	return bf, nil
 }
@@ -133,22 +145,45 @@ func (bf *denseBuffers) free(b Backend) error {
 	for _, x := range bf.dh {
 		xs = append(xs, x)
 	}
-	if bf.e != nil {
-		xs = append(xs, bf.e)
+	for _, x := range []Mat{bf.e, bf.dx} {
+		if x != nil {
+			xs = append(xs, x)
+		}
 	}
 	return freeAll(b, xs...)
 }
 
 func (m *dense) Forward(x Mat) (Mat, error) {
+	in, bf, err := m.forwardHidden(x)
+	if err != nil {
+		return nil, err
+	}
+	if bf.e == nil {
+		if bf.e, err = m.b.Alloc(x.Rows(), m.classes); err != nil {
+			return nil, err
+		}
+	}
+	L := m.hiddenLayers()
+	// E = -(in W^T + b): the sign is folded into alpha rather than a pass.
+	if err := m.ops.DenseForward(m.prec, in, m.w[L].Value, m.bias[L].Value, -1, Linear, bf.e); err != nil {
+		return nil, fmt.Errorf("output layer: %w", err)
+	}
+	return bf.e, nil
+}
+
+// forwardHidden runs the hidden layers on x and returns the output
+// layer's input (x itself for a linear model) and the batch's buffers; it
+// records x and the buffers for the backward pass.
+func (m *dense) forwardHidden(x Mat) (Mat, *denseBuffers, error) {
 	if m.freed {
-		return nil, errors.New("model: Forward after Free")
+		return nil, nil, errors.New("model: Forward after Free")
 	}
 	if x == nil || x.Cols() != m.inputs || x.Rows() < 1 {
-		return nil, fmt.Errorf("model %v: Forward needs a B x %d input (B >= 1), got %s", m.spec, m.inputs, shapeOf(x))
+		return nil, nil, fmt.Errorf("model %v: Forward needs a B x %d input (B >= 1), got %s", m.spec, m.inputs, shapeOf(x))
 	}
 	bf, err := m.buffers(x.Rows())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Each layer is one DenseOps call: on a GPU one GEMM launch with the
 	// bias and activation in its epilogue.
@@ -156,17 +191,12 @@ func (m *dense) Forward(x Mat) (Mat, error) {
 	for l := range m.spec.Hidden {
 		h := bf.h[l]
 		if err := m.ops.DenseForward(m.prec, in, m.w[l].Value, m.bias[l].Value, 1, m.spec.Activation, h); err != nil {
-			return nil, fmt.Errorf("layer %d: %w", l, err)
+			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
 		}
 		in = h
 	}
-	L := m.hiddenLayers()
-	// E = -(in W^T + b): the sign is folded into alpha rather than a pass.
-	if err := m.ops.DenseForward(m.prec, in, m.w[L].Value, m.bias[L].Value, -1, Linear, bf.e); err != nil {
-		return nil, fmt.Errorf("output layer: %w", err)
-	}
 	m.lastX, m.last = x, bf
-	return bf.e, nil
+	return in, bf, nil
 }
 
 func (m *dense) Backward(dE Mat) error {
@@ -194,12 +224,31 @@ func (m *dense) Backward(dE Mat) error {
 		return fmt.Errorf("output layer: %w", err)
 	}
 	if L == 0 {
+		if m.inputGrad {
+			// d(in) = -dE W, in being the model's input (no activation).
+			return m.ops.DenseBackwardData(m.prec, dE, m.w[L].Value, -1, Linear, nil, bf.dx)
+		}
 		return nil
 	}
 	if err := m.ops.DenseBackwardData(m.prec, dE, m.w[L].Value, -1, m.spec.Activation, bf.h[L-1], bf.dh[L-1]); err != nil {
 		return fmt.Errorf("output layer: %w", err)
 	}
-	// dh[l] now holds dL/d(pre-activation) of hidden layer l.
+	return m.backwardHidden(bf, true)
+}
+
+// backwardHidden back-propagates through the hidden layers (L >= 1) from
+// bf.dh[L-1], which holds dL/d(pre-activation) of the last hidden layer
+// when preact (the model's own Backward fuses the activation derivative
+// into the product that computes it), or dL/dh (the fused energy head's
+// input gradient), which it first multiplies by act'. Below, each layer's
+// DenseBackwardData leaves dL/d(pre-activation) in dh[l-1] the same way.
+func (m *dense) backwardHidden(bf *denseBuffers, preact bool) error {
+	L := m.hiddenLayers()
+	if !preact {
+		if err := m.b.ActivationGrad(m.spec.Activation, bf.dh[L-1], bf.h[L-1]); err != nil {
+			return fmt.Errorf("layer %d: %w", L-1, err)
+		}
+	}
 	for l := L - 1; l >= 0; l-- {
 		d := bf.dh[l]
 		in := m.lastX
@@ -212,6 +261,10 @@ func (m *dense) Backward(dE Mat) error {
 		if l > 0 {
 			if err := m.ops.DenseBackwardData(m.prec, d, m.w[l].Value, 1, m.spec.Activation, bf.h[l-1], bf.dh[l-1]); err != nil {
 				return fmt.Errorf("layer %d: %w", l, err)
+			}
+		} else if m.inputGrad {
+			if err := m.ops.DenseBackwardData(m.prec, d, m.w[0].Value, 1, Linear, nil, bf.dx); err != nil {
+				return fmt.Errorf("layer 0 input gradient: %w", err)
 			}
 		}
 	}

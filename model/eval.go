@@ -43,6 +43,9 @@ type EvalResult struct {
 	// count the positions and the fraction answered right.
 	Positions        int
 	PositionAccuracy float64
+	// LogZAudit, for a model trained with a sampled loss, compares its
+	// estimate of log Z with the exact one on these rows; nil otherwise.
+	LogZAudit *LogZAudit
 }
 
 // StallThreshold is the gradient magnitude under which EvalResult counts a
@@ -145,13 +148,10 @@ func evaluate(b Backend, m EnergyModel, dd *DeviceData, loss Loss, bt *batcher, 
 		if err := bt.load(dd, rows); err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
-		e, err := m.Forward(bt.x)
-		if err != nil {
-			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
-		}
-		// One call with the training loss gives both that loss and, from
-		// E_C and log Z at loss.Beta, the NLL.
-		if err := energyStats(b, e, bt.y, loss, bt.stats, bt.argmin); err != nil {
+		// One loss pass with the training loss gives both that loss and,
+		// from E_C and log Z at loss.Beta, the NLL; no gradient (the fused
+		// head's forward, or Forward and energyStats).
+		if _, err := lossPass(b, m, bt.x, bt.y, loss, 1, bt.stats, bt.argmin, false); err != nil {
 			return r, fmt.Errorf("evaluate rows %d..%d: %w", start, end-1, err)
 		}
 		if err := b.Download(stats, bt.stats); err != nil {

@@ -182,6 +182,9 @@ func NewJointModel(b Backend, spec JointSpec, inputs int, rng *rand.Rand) (*Join
 	if err != nil {
 		return nil, err
 	}
+	if spec.Trunk.Embed > 0 {
+		return nil, errors.New("NewJointModel: a joint model's trunk cannot have a CBOW input layer")
+	}
 	m := &JointModel{b: b, states: states, bufs: map[int]*jointBuffers{}}
 	m.spec = JointSpec{Vars: append([]int(nil), spec.Vars...), Trunk: Spec{Hidden: append([]int(nil), spec.Trunk.Hidden...), Activation: spec.Trunk.Activation}, Pairwise: spec.Pairwise}
 	for _, k := range spec.Vars {

@@ -351,17 +351,16 @@ func (t *Trainer) stepOps(p *pipeline, scale float32) error {
 	if err := p.ops.GatherStep(p.st, bt.x, bt.y, t.train.X, t.train.Y); err != nil {
 		return err
 	}
-	e, err := t.Model.Forward(bt.x)
+	// Forward and loss (the fused energy head or the sampled loss where
+	// they apply: trainPass, sampledstep.go).
+	backward, err := t.trainPass(scale)
 	if err != nil {
-		return err
-	}
-	if err := t.b.EnergyLoss(e, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin); err != nil {
 		return err
 	}
 	if err := p.ops.RecordStep(p.st, bt.stats); err != nil {
 		return err
 	}
-	if err := t.Model.Backward(e); err != nil {
+	if err := backward(); err != nil {
 		return err
 	}
 	// A gradient all-reduce across ranks goes here. One that waits for

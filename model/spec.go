@@ -12,16 +12,23 @@ import (
 type Spec struct {
 	Hidden     []int
 	Activation Activation
+	// Embed > 0 puts a CBOW input layer below the hidden layers (cbow.go):
+	// the inputs are word ids and the layers see the mean of their
+	// embeddings, rows of a Classes x Embed table.
+	Embed int
 }
 
 // SpecForms lists the model specifications ParseSpec accepts.
-const SpecForms = `"linear", "mlp:H1[,H2,...]" (hidden sizes > 0), optionally followed by ":relu" or ":tanh"`
+const SpecForms = `"linear", "mlp:H1[,H2,...]" (hidden sizes > 0), optionally followed by ":relu" or ":tanh"; either after "cbow:E+" (a CBOW input layer of E-wide word embeddings, inputs word ids), or "cbow:E" alone`
 
 // ParseSpec parses a model specification: "linear", "mlp:256",
 // "mlp:256,128", "mlp:256,128:tanh". The activation defaults to ReLU.
 func ParseSpec(s string) (Spec, error) {
 	bad := func(why string) (Spec, error) {
 		return Spec{}, fmt.Errorf("invalid model %q: %s (valid: %s)", s, why, SpecForms)
+	}
+	if sp, ok, err := parseCBOWSpec(s); ok {
+		return sp, err
 	}
 	parts := strings.Split(strings.TrimSpace(s), ":")
 	switch strings.ToLower(parts[0]) {
@@ -60,6 +67,9 @@ func ParseSpec(s string) (Spec, error) {
 
 // String returns the specification in the form ParseSpec accepts.
 func (s Spec) String() string {
+	if s.Embed > 0 {
+		return cbowSpecString(s)
+	}
 	if len(s.Hidden) == 0 {
 		return "linear"
 	}

@@ -73,6 +73,10 @@ type Config struct {
 	// EarlyStop stops training when the held-out metric stops improving
 	// (earlystop.go); the zero value trains every epoch.
 	EarlyStop EarlyStop
+	// Sampled, when its Kind is set, trains with a sampled approximation
+	// of NLL (sampled softmax or NCE: sampled.go) instead of the exact
+	// loss; evaluation stays exact and audits the sampled log Z.
+	Sampled SampledConfig
 	// Precision is how the dense layers' products round their operands
 	// (precision.go); FP32, the zero value, does not. Saved in checkpoints.
 	Precision Precision
@@ -140,6 +144,9 @@ func (c Config) Validate() error {
 	if err := c.validateChain(); err != nil {
 		return err
 	}
+	if err := c.validateSampled(); err != nil {
+		return err
+	}
 	if err := c.Precision.Validate(); err != nil {
 		return err
 	}
@@ -195,6 +202,11 @@ type Trainer struct {
 	// divergence check (0: DefaultLossEvery).
 	Step      StepMode
 	LossEvery int
+	// NoEnergyHead makes the training steps take the materializing path
+	// (Forward, EnergyLoss, Backward) even where the backend has the fused
+	// energy head (head.go): for comparisons, and for tests that count a
+	// step's operations. Evaluation uses the head either way.
+	NoEnergyHead bool
 
 	cfg   Config
 	b     Backend
@@ -230,6 +242,9 @@ type Trainer struct {
 	// dataSHA256 caches DataFingerprint of the training data (integrity.go).
 	dataSHA256 string
 	early      earlyStopState // earlystop.go
+	// sampled is the sampled loss's state (sampledstep.go); nil for the
+	// exact loss.
+	sampled *sampledState
 }
 
 // NewTrainer validates cfg and the data, uploads train (and eval, which may
@@ -262,6 +277,16 @@ func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer
 		}
 	}
 	spec, _ := cfg.Spec()
+	if spec.Embed > 0 {
+		// A CBOW model's inputs are word ids (cbow.go).
+		for _, d := range []*Data{train, eval} {
+			if d != nil {
+				if err := CheckWordIDs(d, d.Classes); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	// A batch of the training rows or more is one step over all of them
 	// (data.go, rowsPerStep): no buffer is sized by a larger one.
 	cfg.Batch = rowsPerStep(cfg.Batch, train.N)
@@ -300,6 +325,11 @@ func newTrainer(b Backend, cfg Config, c comm.Comm, train, eval *Data) (*Trainer
 	}
 	if t.bt, err = newBatcher(b, t.localBatch(), train.D); err != nil {
 		return nil, err
+	}
+	if cfg.Sampled.Kind != SampledNone {
+		if err := t.newSampled(train); err != nil {
+			return nil, err
+		}
 	}
 	t.pcg = rand.NewPCG(cfg.Seed, 0x73687566)
 	t.rng = rand.New(t.pcg)
@@ -422,15 +452,15 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if err := bt.load(t.train, t.shard(rows)); err != nil {
 		return 0, err
 	}
-	e, err := t.Model.Forward(bt.x)
-	if err != nil {
-		return 0, err
-	}
 	scale := float32(1)
 	if t.cfg.Reduction == Mean {
 		scale = 1 / float32(len(rows))
 	}
-	if err := t.b.EnergyLoss(e, bt.y, t.cfg.Loss, scale, bt.stats, bt.argmin); err != nil {
+	// Forward and the loss (through the fused energy head when the backend
+	// has one, head.go, or the sampled loss, sampledstep.go); the layers
+	// below the head run backward before the all-reduce and the check.
+	backward, err := t.trainPass(scale)
+	if err != nil {
 		return 0, err
 	}
 	// Padding rows have loss 0, so the column sum is the batch's loss.
@@ -440,7 +470,7 @@ func (t *Trainer) step(rows []int32, sums []float32) (float64, error) {
 	if err := t.b.Download(sums, bt.sums); err != nil {
 		return 0, err
 	}
-	if err := t.Model.Backward(e); err != nil {
+	if err := backward(); err != nil {
 		return 0, err
 	}
 	// The ranks' gradients and losses summed (nothing to do alone).
@@ -511,7 +541,11 @@ func (t *Trainer) Evaluate() (EvalResult, error) {
 	if t.seq != nil {
 		return t.seq.evaluate(t, t.KeepMargins)
 	}
-	return evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
+	r, err := evaluate(t.b, t.Model, t.eval, t.cfg.Loss, t.bt, t.KeepMargins)
+	if err == nil && t.sampled != nil {
+		r.LogZAudit, err = t.logZAudit()
+	}
+	return r, err
 }
 
 // Close frees everything the trainer allocated on the backend (the model
@@ -531,6 +565,8 @@ func (t *Trainer) Close() error {
 	if t.Optimizer != nil {
 		errs = append(errs, t.Optimizer.Free())
 	}
+	errs = append(errs, t.sampled.free(t.b))
+	t.sampled = nil
 	if t.Model != nil {
 		errs = append(errs, t.Model.Free())
 	}

@@ -25,7 +25,7 @@ func benchCommand() *cli.Command {
 			"synchronization; the table shows the median and the fastest call, and a rate from the median:\n" +
 			"GFLOP/s for GEMMs (2*M*N*K) and the training step (its GEMMs), GB/s (bytes read + written,\n" +
 			"float32) for the memory-bound operations. Inputs are seeded random normals.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 			&cli.IntFlag{Name: "m", Value: 512, Usage: "GEMM rows of C"},
 			&cli.IntFlag{Name: "n", Value: 512, Usage: "GEMM columns of C"},
@@ -42,7 +42,7 @@ func benchCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of the table"},
 			precisionFlag("precision of the GEMMs and of the training step's products"),
-		},
+		}, headBenchFlags()...),
 		OnUsageError: usageError,
 		Action:       benchAction,
 	}
@@ -71,6 +71,12 @@ type benchResult struct {
 	Bytes    int64   `json:"bytes,omitempty"` // read + written per call
 	GFLOPs   float64 `json:"gflop_per_s,omitempty"`
 	GBPerSec float64 `json:"gb_per_s,omitempty"`
+	// PeakRSSBytes is the process's peak resident memory after the
+	// operation (bench --op only).
+	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	// DeviceUsedBytes is the device memory in use after it (bench --op on
+	// a device backend).
+	DeviceUsedBytes int64 `json:"device_used_bytes,omitempty"`
 }
 
 type benchReport struct {
@@ -136,7 +142,12 @@ func benchAction(c *cli.Context) error {
 	if err := model.CheckPrecision(be, o.Precision); err != nil {
 		return err
 	}
-	results, err := runBench(be, o)
+	var results []benchResult
+	if c.String("op") != benchOpAll {
+		results, err = benchOpAction(c, be, o)
+	} else {
+		results, err = runBench(be, o)
+	}
 	if err != nil {
 		return fmt.Errorf("bench on %s: %w", be.Name(), err)
 	}
@@ -187,6 +198,11 @@ func printBench(w io.Writer, rep benchReport) error {
 		}
 		if _, err := fmt.Fprintln(w, b.String()); err != nil {
 			return err
+		}
+	}
+	for _, r := range rep.Results {
+		if r.PeakRSSBytes > 0 {
+			fmt.Fprintf(w, "# %s: peak resident memory of the process %.0f MiB\n", r.Op, float64(r.PeakRSSBytes)/(1<<20))
 		}
 	}
 	return nil
@@ -276,7 +292,10 @@ type benchAlloc struct {
 	err  error
 }
 
-func (a *benchAlloc) mat(rows, cols int) model.Mat {
+func (a *benchAlloc) mat(rows, cols int) model.Mat { return a.scaled(rows, cols, 1) }
+
+// scaled is mat with normals of standard deviation sd.
+func (a *benchAlloc) scaled(rows, cols int, sd float64) model.Mat {
 	if a.err != nil {
 		return nil
 	}
@@ -288,7 +307,7 @@ func (a *benchAlloc) mat(rows, cols int) model.Mat {
 	a.held = append(a.held, m)
 	v := make([]float32, rows*cols)
 	for i := range v {
-		v[i] = float32(a.rng.NormFloat64())
+		v[i] = float32(sd * a.rng.NormFloat64())
 	}
 	a.err = a.b.Upload(m, v)
 	return m

@@ -79,6 +79,9 @@ func checkDataPath(path string) error {
 	if path == "" {
 		return nil
 	}
+	if isTextData(path) {
+		return checkTextPath(path)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
@@ -225,6 +228,9 @@ type loadedData struct {
 func loadDataInfo(o runOptions, norm *dataset.Normalizer) (*loadedData, error) {
 	if o.seq != nil {
 		return loadSequenceData(o, norm) // seqdata.go
+	}
+	if isTextData(o.data) {
+		return loadTextInfo(o) // textdata.go
 	}
 	sp := o.splits
 	tr, te, err := loadSplitsWith(o.data, o.csv, sp)

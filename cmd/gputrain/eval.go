@@ -110,6 +110,10 @@ func evalSet(ck *model.Checkpoint, data string) (*dataset.Set, error) {
 	var s *dataset.Set
 	var err error
 	switch {
+	case isTextData(data):
+		s, err = textEvalSet(ck, data)
+	case data == "" && isTextData(ck.Data.Source):
+		s, err = textEvalSet(ck, ck.Data.Source)
 	case data != "" && isCSVPath(data):
 		s, err = loadCSVSet(data, checkpointLabels(ck))
 	case data != "":
@@ -178,6 +182,7 @@ type evalReport struct {
 	Classes          int           `json:"classes"`
 	Accuracy         jsonFloat     `json:"accuracy"`
 	NLL              jsonFloat     `json:"nll"`
+	Perplexity       jsonFloat     `json:"perplexity"` // exp(beta * NLL)
 	Beta             float64       `json:"beta"`
 	Loss             string        `json:"loss"`
 	LossValue        jsonFloat     `json:"loss_value"`
@@ -239,6 +244,11 @@ func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
 		return nil, err
 	}
 	k := ck.Classes
+	if k > maxConfusionClasses || isCBOWConfig(ck.Config) {
+		// Per-class results of this many classes would need the energies
+		// of every row (and a K x K matrix): the summary alone.
+		return largeEvalReport(lm, s, ev), nil
+	}
 	vars := ck.Config.Vars
 	varRight := make([]int, len(vars))
 	got, want := make([]int, len(vars)), make([]int, len(vars))
@@ -274,7 +284,7 @@ func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
 	}
 	rep := &evalReport{
 		Checkpoint: ck.Path, Model: ck.Spec().String(), Epoch: ck.Epoch, Data: s.Name, Backend: lm.name, Precision: ck.Config.Precision.String(),
-		Rows: s.N, Classes: k, Accuracy: jsonFloat(ev.Accuracy), NLL: jsonFloat(ev.NLL), Beta: ck.Config.Loss.Beta,
+		Rows: s.N, Classes: k, Accuracy: jsonFloat(ev.Accuracy), NLL: jsonFloat(ev.NLL), Perplexity: jsonFloat(math.Exp(ck.Config.Loss.Beta * ev.NLL)), Beta: ck.Config.Loss.Beta,
 		Loss: ck.Config.Loss.String(), LossValue: jsonFloat(ev.Loss), MeanMargin: jsonFloat(ev.Margin),
 		MarginViolations: jsonFloat(ev.Violations), Confusion: conf,
 	}
@@ -314,8 +324,12 @@ const maxTextConfusion = 30
 
 func printEval(w io.Writer, r *evalReport) {
 	fmt.Fprintf(w, "# %s (%s, %d epochs) on %s: %d rows, %d classes, backend %s, precision %s\n", r.Model, r.Checkpoint, r.Epoch, r.Data, r.Rows, r.Classes, r.Backend, r.Precision)
-	fmt.Fprintf(w, "accuracy %s  NLL %s (beta %g)  loss %s %s  mean margin %s  margin violations %s\n",
-		fmtJF(r.Accuracy, "%.4f"), fmtJF(r.NLL, "%.4f"), r.Beta, r.Loss, fmtJF(r.LossValue, "%.4f"), fmtJF(r.MeanMargin, "%.3f"), fmtJF(r.MarginViolations, "%.4f"))
+	fmt.Fprintf(w, "accuracy %s  NLL %s (beta %g)  perplexity %s  loss %s %s  mean margin %s  margin violations %s\n",
+		fmtJF(r.Accuracy, "%.4f"), fmtJF(r.NLL, "%.4f"), r.Beta, fmtJF(r.Perplexity, "%.2f"), r.Loss, fmtJF(r.LossValue, "%.4f"), fmtJF(r.MeanMargin, "%.3f"), fmtJF(r.MarginViolations, "%.4f"))
+	if r.PerClass == nil {
+		fmt.Fprintf(w, "\n(%d classes: no per-class accuracy or confusion matrix for word prediction or above %d classes)\n", r.Classes, maxConfusionClasses)
+		return
+	}
 	if len(r.PerVariable) > 0 {
 		var vs []string
 		for _, v := range r.PerVariable {

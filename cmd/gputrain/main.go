@@ -119,7 +119,7 @@ func commonFlags() []cli.Flag {
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		precisionFlag("precision of the dense layers' matrix products"),
-	}, append(append(append(csvFlags(), splitFlags()...), loopFlags()...), seqFlags()...)...)
+	}, append(append(append(append(csvFlags(), splitFlags()...), loopFlags()...), seqFlags()...), textFlags()...)...)
 }
 
 // runOptions is a parsed, validated command line.
@@ -159,6 +159,8 @@ type runOptions struct {
 	// epochs are evaluated on a validation set); nil otherwise.
 	finalTest *model.Data
 	evalName  string // what the epochs are evaluated on: "test" or "val"
+	// text holds the text-data and sampled-loss flags (textdata.go).
+	text *textOptions
 }
 
 // parseOptions turns the flags into runOptions and validates everything
@@ -192,10 +194,14 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 	if cfg.Precision, err = model.ParsePrecision(c.String("precision")); err != nil {
 		return runOptions{}, usage(err)
 	}
+	text, err := parseTextOptions(c, &cfg)
+	if err != nil {
+		return runOptions{}, usage(err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return runOptions{}, usage(err)
 	}
-	o := runOptions{cfg: cfg, backend: c.String("backend"), data: c.String("data"), limit: c.Int("limit"), quiet: c.Bool("quiet")}
+	o := runOptions{cfg: cfg, backend: c.String("backend"), data: c.String("data"), limit: c.Int("limit"), quiet: c.Bool("quiet"), text: text}
 	if o.limit < 0 {
 		return runOptions{}, usagef("limit must be >= 0 (0: all rows), got %d", o.limit)
 	}
@@ -321,6 +327,9 @@ func trainAction(c *cli.Context) error {
 	var last model.EpochResult
 	res, err := trainRun(ctx, o, be, train, test, func(r model.EpochResult) {
 		fmt.Fprintln(w, epochLine(r, o.cfg.Epochs, ld.evalName))
+		if x := epochExtra(o.cfg, r); x != "" {
+			fmt.Fprintln(w, x)
+		}
 		last = r
 	}, c.App.ErrWriter)
 	if err != nil {
@@ -356,8 +365,8 @@ func headerLine(o runOptions, trainRows, evalRows int, evalName string) string {
 	if !o.cfg.Schedule.IsConstant() {
 		sched = " " + o.cfg.Schedule.String()
 	}
-	return fmt.Sprintf("# %s%s%s on %d training rows, %d %s rows; loss %v, %s lr %g%s, batch %d, %s, backend %s%s",
-		specString(o.cfg), describeJoint(o.cfg), describeSeq(o), trainRows, evalRows, evalName, o.cfg.Loss, o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend, describePrecision(o.cfg))
+	return fmt.Sprintf("# %s%s%s on %d training rows, %d %s rows; loss %v%s, %s lr %g%s, batch %d, %s, backend %s%s",
+		specString(o.cfg), describeJoint(o.cfg), describeSeq(o), trainRows, evalRows, evalName, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend, describePrecision(o.cfg))
 }
 
 func specString(cfg model.Config) string {
@@ -427,6 +436,8 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	if err := checkTrainMemory(o, train, test); err != nil {
 		return nil, err
 	}
+	ctx, stopBudget := budgetContext(ctx, o) // --time-budget: textdata.go
+	defer stopBudget()
 	c, err := worldFor(be, progress) // data parallel: distributed.go
 	if err != nil {
 		return nil, err
@@ -479,6 +490,7 @@ func trainRun(ctx context.Context, o runOptions, be model.Backend, train, test *
 	}
 	epochs, err := tr.Run(ctx)
 	bar.done()
+	epochs, err = budgetDone(ctx, o, tr, epochs, err, progress)
 	res := &trainResult{epochs: epochs}
 	if werr := o.watch.errOrNil(); werr != nil {
 		return res, werr

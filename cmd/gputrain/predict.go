@@ -22,6 +22,7 @@ func predictCommand() *cli.Command {
 		Flags: append(inferenceFlags(),
 			&cli.StringFlag{Name: "input", Usage: "an IDX file of inputs (images: count x shape, ubyte scaled to [0,1] as in training) or a CSV file of features (one input per row, a non-numeric first row is a header)"},
 			&cli.IntFlag{Name: "top", Value: 3, Usage: "how many of the lowest-energy answers to list, >= 1"},
+			&cli.StringSliceFlag{Name: "context", Usage: "word-prediction models (text data): a context, words with _ for the word to predict (without _: the next word); repeat for several"},
 		),
 		OnUsageError: usageError,
 		Action:       predictAction,
@@ -167,6 +168,9 @@ func jointText(vs []jointVarJSON, p predictionJSON) (answer, marginals string) {
 }
 
 func predictAction(c *cli.Context) error {
+	if ctxs := c.StringSlice("context"); len(ctxs) > 0 {
+		return predictContexts(c, ctxs)
+	}
 	ck, backend, batch, err := inferenceOptions(c)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@
 
 extern "C" const gt_emu_kernel gt_emu_table_kernels_chain[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_elementwise[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_embedding[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_energyhead[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm_tc[];
@@ -19,6 +21,8 @@ extern "C" const gt_emu_kernel gt_emu_table_testdata_tensor[];
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_chain,
     gt_emu_table_kernels_elementwise,
+    gt_emu_table_kernels_embedding,
+    gt_emu_table_kernels_energyhead,
     gt_emu_table_kernels_energyloss,
     gt_emu_table_kernels_gemm,
     gt_emu_table_kernels_gemm_tc,
@@ -40,7 +44,10 @@ extern "C" const char* const gt_emu_inputs[] = {
     "device/emu/testdata/tensor.cu", "6cab79ed50265b26448a7a4704eeed1ecf7faa54a339ee79c146e46a593b025d",
     "kernels/chain.cu", "1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4",
     "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",
-    "kernels/energyloss.cu", "83af409ce41e314a2947dea12281d9942ba0f067c571bc951bcfe00c8f193449",
+    "kernels/embedding.cu", "d01b67e4b342f07f3311a01acc8cd5dcf37972fbf1b23990317759706b7497ae",
+    "kernels/energyhead.cu", "1d3b7e562dc30ae3c923bae4f714654b5930aae53f4ad73892e2c4ac4ab89875",
+    "kernels/energyloss.cu", "8f15388477b5ef169f13c2f24ecde9b405ac09ccb8f2bdd4f4debe695e6390a6",
+    "kernels/energyrow.cuh", "d804730d01ff52eff3ab1e5d032bc41aa4178b6ce8c7301a751e34706b74e111",
     "kernels/gemm.cu", "cb118d7ce92fdf9d17a051cf4095e75cb3de9097e7c77b349ea3f6e0fc46ce5b",
     "kernels/gemm_epilogue.cuh", "471974a847500fe9108e8f77ab67786aa21155befea95a477179d92b542389cd",
     "kernels/gemm_tc.cu", "5951f56dbf7cf9716b6e43c3c609770836b86ac4d48d58adaf6c639e75595548",

@@ -31,6 +31,9 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("JointOps", func(t *testing.T) { TestJointOps(t, newBackend) })
 	t.Run("ChainOps", func(t *testing.T) { TestChainOps(t, newBackend) })
 	t.Run("StepOps", func(t *testing.T) { TestStepOps(t, newBackend) })
+	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
+	t.Run("Embedding", func(t *testing.T) { TestEmbedding(t, newBackend) })
+	t.Run("Sampled", func(t *testing.T) { TestSampled(t, newBackend) })
 	t.Run("GemmPrecision", func(t *testing.T) { TestGemmPrecision(t, newBackend) })
 	t.Run("DenseOps", func(t *testing.T) { TestDenseOps(t, newBackend) })
 }

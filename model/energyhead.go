@@ -1,0 +1,43 @@
+package model
+
+// EnergyHeadOps is an optional Backend capability: the fused energy head,
+// the last (linear) layer of an energy model together with its loss, for
+// answer spaces too large to hold the energies of a batch.
+//
+// For hidden rows h (B x D), answer weights w (K x D) and biases bias
+// (1 x K), the energies are
+//
+//	E[i,y] = -(h_i . w_y + bias_y)
+//
+// and the head computes them tile by tile (a few hundred answers at a
+// time), folding each tile into the rows' online minimum and sum at beta
+// (log Z), E_C, E_I and argmin as it goes, so that no B x K buffer ever
+// exists: memory O(B x tile + B x D + K x D). Its results are what
+// Gemm(h, w^T) + AddRowVector + EnergyLoss would give for the same E (the
+// materializing path, which model/backendtest uses as its reference):
+// the same statistics, the same tie rules (argmin and E_I to the lowest
+// index), the same ten losses with their Margin, Beta, Gamma and Delta,
+// rows labelled IgnoreLabel with loss 0, E_C = E_I = 0 and no gradient.
+//
+// EnergyHeadGrad adds the gradient of gradScale * sum_i L_i with respect to
+// the head's inputs and parameters. It recomputes each tile of E, forms
+// dE = gradScale * dL/dE on chip (in cache) and accumulates
+//
+//	dh = -dE w,   dw = -dE^T h,   db = -colsums(dE)
+//
+// in a fixed order, without float atomics: the same inputs give bitwise the
+// same outputs, run after run, whatever the thread count or scheduling.
+//
+// The trainer, Evaluate and the models' loss pass (head.go) use it for the
+// last layer of a dense model whenever the backend has it.
+type EnergyHeadOps interface {
+	// EnergyHead writes, for the energies above, the statistics stats
+	// (B x NumStats) and argmin (B) that EnergyLoss writes. A label
+	// outside [0, K) other than IgnoreLabel is an error, reported before
+	// any write.
+	EnergyHead(h, w, bias Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error
+	// EnergyHeadGrad writes what EnergyHead writes and overwrites dw
+	// (K x D), db (1 x K) and, unless it is nil (the head's input needs no
+	// gradient), dh (B x D) with the gradients above.
+	EnergyHeadGrad(h, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error
+}
