@@ -94,7 +94,8 @@ func flagError(cmd *cli.Command) cli.OnUsageErrorFunc {
 func unknownCommand(app *cli.App, name string) error {
 	var names []string
 	for _, c := range app.Commands {
-		if !c.Hidden {
+		// cli adds its own help command to the list; it is named once, below.
+		if !c.Hidden && c.Name != "help" {
 			names = append(names, c.Name)
 		}
 	}

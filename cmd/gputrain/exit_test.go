@@ -23,6 +23,7 @@ func TestExitCodes(t *testing.T) {
 		{exitUsage, []string{"train", "--epochs", "0"}, "epochs must be >= 1"},
 		{exitUsage, []string{"train", "--epoch", "3"}, "unknown flag --epoch for gputrain train (did you mean --epochs?)"},
 		{exitUsage, []string{"trian"}, `unknown command "trian" (did you mean train?`},
+		{exitUsage, []string{"trian"}, "losses, help)"}, // help named once
 		{exitUsage, []string{"train", "--loss", "hnge"}, `unknown loss "hnge" (did you mean hinge? valid: energy`},
 		{exitUsage, []string{"train", "--optimizer", "adma"}, `did you mean adam?`},
 		{exitUsage, []string{"train", "--reduction", "summ"}, `did you mean sum?`},
