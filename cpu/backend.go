@@ -27,6 +27,8 @@ type Backend struct {
 	// gonumGemm forces gonum's Sgemm even where the assembly kernel runs
 	// (tests and benchmarks compare the two).
 	gonumGemm bool
+	// precBuf holds the rounded operands of GemmPrecision (precision.go).
+	precBuf [4][]float32
 }
 
 var _ model.Backend = (*Backend)(nil)

@@ -61,6 +61,11 @@ type Options struct {
 	// that hold no row's label or other answer, are skipped
 	// (kernels/energyhead.cu). 0, the default, is exact.
 	HeadFilter float64
+	// TCTile forces the tile of the tensor-core GEMMs (tensorcore.go);
+	// TCTileAuto (0) picks it by shape. NoTensorCores runs every precision
+	// on the SIMT kernels, as on a GPU below sm_80.
+	TCTile        TCTile
+	NoTensorCores bool
 }
 
 // Backend is the model.Backend for GPUs: its matrices live in a Driver's
@@ -74,7 +79,12 @@ type Backend struct {
 	// driver's limit (SharedMemoryLimiter, else 48 KiB) less what the
 	// kernels declare statically.
 	sharedBudget int64
-	closed       bool
+	// sharedLimit is the driver's whole limit (the tensor-core kernels
+	// declare no static shared memory), tensorCores whether the device is
+	// sm_80 or newer (CapabilityReporter).
+	sharedLimit int64
+	tensorCores bool
+	closed      bool
 	// live holds every allocation not yet freed, so Close releases them all
 	// and later use of any of them is an error.
 	live map[any]struct{}
@@ -215,6 +225,9 @@ func NewWithOptions(drv Driver, opts Options) (*Backend, error) {
 	if !(opts.HeadFilter >= 0 && opts.HeadFilter < 1) {
 		return nil, fmt.Errorf("device: New: HeadFilter = %v, want a probability in [0, 1) (0: off)", opts.HeadFilter)
 	}
+	if opts.TCTile < TCTileAuto || opts.TCTile > TCTile128x128 {
+		return nil, fmt.Errorf("device: New: unknown TCTile %d", int(opts.TCTile))
+	}
 	if opts.MaxBlocks == 0 {
 		opts.MaxBlocks = maxElemBlock
 	}
@@ -227,7 +240,7 @@ func NewWithOptions(drv Driver, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("device: New: allocating the check flag on %s: %w", drv.Name(), err)
 	}
 	return &Backend{drv: drv, opts: opts, maxBlocks: int64(opts.MaxBlocks), sharedBudget: max(0, limit-staticSharedReserve),
-		live: make(map[any]struct{}), flag: flag}, nil
+		sharedLimit: limit, tensorCores: tensorCores(drv), live: make(map[any]struct{}), flag: flag}, nil
 }
 
 // Name returns "device/" and the driver's name, e.g. "device/emu".

@@ -7,7 +7,7 @@ import (
 	"github.com/gputrain/gputrain/model/backendcheck"
 )
 
-// GemmTile is the shape of the tile of C one GEMM block computes (see
+// GemmTile is the shape of the tile of C one SIMT GEMM block computes (see
 // kernels/gemm.cu). The zero value, GemmTileAuto, picks it by problem size.
 type GemmTile int
 
@@ -60,14 +60,22 @@ func (t GemmTile) suffix() string {
 // larger tile's better ratio of FMAs to loads.
 const gemmMinBlocks = 128
 
-// Bits of the GEMM kernels' flags argument (GT_GEMM_VEC_* in gemm.cu).
+// Bits of the GEMM kernels' flags argument (kernels/gemm_epilogue.cuh).
 const (
-	gemmVecA = 1
-	gemmVecB = 2
-	gemmVecC = 4
+	gemmVecA      = 1
+	gemmVecB      = 2
+	gemmVecC      = 4
+	gemmRoundTF32 = 8  // SIMT kernels: round operands to TF32 (cvt.rna)
+	gemmRoundBF16 = 16 // SIMT kernels: round operands to bfloat16 (cvt.rn)
+	epiBias       = 32
+	epiReLU       = 64
+	epiTanh       = 128
+	epiDReLU      = 256
+	epiDTanh      = 512
+	epiColSum     = 1024
 )
 
-// gemmTile picks the tile shape for an m x n product.
+// gemmTile picks the SIMT tile shape for an m x n product.
 func (b *Backend) gemmTile(m, n int64) GemmTile {
 	if b.opts.GemmTile != GemmTileAuto {
 		return b.opts.GemmTile
@@ -93,12 +101,32 @@ func (b *Backend) vec4(m *Matrix) bool {
 	return !b.opts.ScalarLoads && m.ptr%16 == 0 && m.cols%4 == 0
 }
 
-// Gemm computes C = alpha*op(A)*op(B) + beta*C with a register-blocked tiled
-// kernel (kernels/gemm.cu) whose tile shape is chosen by problem size.
+// epilogue is what a GEMM launch fuses after the product
+// (kernels/gemm_epilogue.cuh): flags (epi* bits) and the vectors they use.
+type epilogue struct {
+	flags             int64
+	bias, aux, colsum Ptr
+}
+
+// Gemm computes C = alpha*op(A)*op(B) + beta*C in float32 with the SIMT
+// kernels (kernels/gemm.cu), the tile shape chosen by problem size.
 // beta == 0 never reads C; alpha == 0 never reads A and B.
 func (b *Backend) Gemm(transA, transB bool, alpha float32, a, bm model.Mat, beta float32, c model.Mat) error {
+	return b.GemmPrecision(model.FP32, transA, transB, alpha, a, bm, beta, c)
+}
+
+// GemmPrecision is Gemm with the operands rounded as p says
+// (model.PrecisionOps): on a GPU of compute capability 8.0 or newer the
+// tf32, 3xtf32 and bf16 products run on tensor cores (kernels/gemm_tc.cu)
+// unless both operands are transposed; otherwise, and on older GPUs, on the
+// SIMT kernels, which round the operands the same way on their way into
+// shared memory (3xtf32 there is plain float32, at least as accurate).
+func (b *Backend) GemmPrecision(p model.Precision, transA, transB bool, alpha float32, a, bm model.Mat, beta float32, c model.Mat) error {
 	if err := b.open(); err != nil {
 		return err
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("device: Gemm: %w", err)
 	}
 	A, err := b.mat(a, "Gemm A")
 	if err != nil {
@@ -116,18 +144,18 @@ func (b *Backend) Gemm(transA, transB bool, alpha float32, a, bm model.Mat, beta
 	if err != nil {
 		return fmt.Errorf("device: Gemm: %w", err)
 	}
+	return b.gemm("Gemm", p, transA, transB, int64(m), int64(n), int64(k), alpha, A, B, beta, C, epilogue{})
+}
+
+// gemm launches one GEMM kernel for checked operands: a tensor-core kernel
+// where p and the device allow, else a SIMT one. op names the operation in
+// errors.
+func (b *Backend) gemm(op string, p model.Precision, transA, transB bool, m, n, k int64, alpha float32, A, B *Matrix, beta float32, C *Matrix, epi epilogue) error {
 	if m == 0 || n == 0 {
 		return nil
 	}
-	tile := b.gemmTile(int64(m), int64(n))
-	bmRows, bnCols := tile.dims()
-	gy := ceilDiv(int64(m), bmRows)
-	if gy > maxGridY {
-		return fmt.Errorf("device: Gemm: op(A) has %d rows; at most %d fit one launch with %s tiles", m, maxGridY*bmRows, tile)
-	}
-	grid := Dim3{X: int(ceilDiv(int64(n), bnCols)), Y: int(gy), Z: 1}
-	// An empty A or B (k == 0) has no pointer; the kernel reads neither then.
-	var flags int64
+	// An empty A or B (k == 0) has no pointer; the kernels read neither then.
+	flags := epi.flags
 	if k > 0 && b.vec4(A) {
 		flags |= gemmVecA
 	}
@@ -137,8 +165,48 @@ func (b *Backend) Gemm(transA, transB bool, alpha float32, a, bm model.Mat, beta
 	if b.vec4(C) {
 		flags |= gemmVecC
 	}
-	kernel := "gt_gemm_" + [2]string{"n", "t"}[b2i(transA)] + [2]string{"n", "t"}[b2i(transB)] + tile.suffix()
-	return b.launch("Gemm", kernel, grid, Dim3{X: threads, Y: 1, Z: 1},
-		IntArg(int64(m)), IntArg(int64(n)), IntArg(int64(k)), FloatArg(float64(alpha)),
-		PtrArg(A.ptr), PtrArg(B.ptr), FloatArg(float64(beta)), PtrArg(C.ptr), IntArg(flags))
+	args := func() []uint64 {
+		return []uint64{IntArg(m), IntArg(n), IntArg(k), FloatArg(float64(alpha)), PtrArg(A.ptr), PtrArg(B.ptr),
+			FloatArg(float64(beta)), PtrArg(C.ptr), IntArg(flags), PtrArg(epi.bias), PtrArg(epi.aux), PtrArg(epi.colsum)}
+	}
+	trans := [2]string{"n", "t"}[b2i(transA)] + [2]string{"n", "t"}[b2i(transB)]
+	if b.tensorCoreGemm(p, transA, transB) {
+		t, err := b.tcTile(p, transA, transB, m, n)
+		if err != nil {
+			return fmt.Errorf("device: %s: %w", op, err)
+		}
+		bm, bn := t.dims()
+		blocks := ceilDiv(m, bm) * ceilDiv(n, bn)
+		if blocks > maxGridX {
+			return fmt.Errorf("device: %s: a %d x %d product needs %d blocks of %s; at most %d fit one launch", op, m, n, blocks, t, int64(maxGridX))
+		}
+		kernel := "gt_tc_gemm_" + trans + "_" + tcPrecisionName(p) + "_" + t.String()
+		shared := tcSharedBytes(p, transA, transB, t)
+		if err := b.drv.Launch(kernel, Dim3{X: int(blocks), Y: 1, Z: 1}, Dim3{X: t.threads(), Y: 1, Z: 1}, int(shared), args()...); err != nil {
+			return fmt.Errorf("device: %s: kernel %s: %w", op, kernel, err)
+		}
+		return nil
+	}
+	switch p {
+	case model.TF32:
+		flags |= gemmRoundTF32
+	case model.BF16:
+		flags |= gemmRoundBF16
+	}
+	tile := b.gemmTile(m, n)
+	bmRows, bnCols := tile.dims()
+	gy := ceilDiv(m, bmRows)
+	if gy > maxGridY {
+		return fmt.Errorf("device: %s: op(A) has %d rows; at most %d fit one launch with %s tiles", op, m, maxGridY*bmRows, tile)
+	}
+	grid := Dim3{X: int(ceilDiv(n, bnCols)), Y: int(gy), Z: 1}
+	return b.launch(op, "gt_gemm_"+trans+tile.suffix(), grid, Dim3{X: threads, Y: 1, Z: 1}, args()...)
+}
+
+// roundsOnSIMT reports whether a product at precision p runs on the SIMT
+// kernels with operand rounding: those round in shared memory, where the
+// fused column sums (which must see unrounded values) read, so callers do
+// not fuse column sums into such a launch.
+func (b *Backend) roundsOnSIMT(p model.Precision, transA, transB bool) bool {
+	return (p == model.TF32 || p == model.BF16) && !b.tensorCoreGemm(p, transA, transB)
 }

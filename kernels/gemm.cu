@@ -37,14 +37,9 @@
 //
 // Determinism: each output is a sum over k in increasing order by one
 // thread: no atomics, no split-K, the same bits run after run.
-#include "gputrain.cuh"
+#include "gemm_epilogue.cuh"
 
 #define GT_GEMM_PAD 4 // floats of padding per shared slab row (keeps 16-byte alignment)
-
-// Bits of the flags argument: operand may be loaded (stored) 128 bits at a time.
-#define GT_GEMM_VEC_A 1
-#define GT_GEMM_VEC_B 2
-#define GT_GEMM_VEC_C 4
 
 // Floats of static shared memory of a BM x BN x BK kernel: two buffers, each
 // a BK x (BM + PAD) slab of op(A) and a BK x (BN + PAD) slab of op(B).
@@ -91,9 +86,10 @@ __device__ __forceinline__ void gt_gemm_fetch(float (&r)[L][4], const float* __r
 }
 
 // gt_gemm_stash stores fetched groups into a k-major shared slab S (row
-// stride BT + PAD floats), mirroring gt_gemm_fetch's element mapping.
+// stride BT + PAD floats), mirroring gt_gemm_fetch's element mapping, each
+// element rounded as the GT_GEMM_ROUND_* bits of flags say.
 template <bool ALONG_K, int BT, int BK, int L>
-__device__ __forceinline__ void gt_gemm_stash(float* S, const float (&r)[L][4]) {
+__device__ __forceinline__ void gt_gemm_stash(float* S, const float (&r)[L][4], long long flags) {
     constexpr int ST = BT + GT_GEMM_PAD;
 #pragma unroll
     for (int l = 0; l < L; l++) {
@@ -101,28 +97,31 @@ __device__ __forceinline__ void gt_gemm_stash(float* S, const float (&r)[L][4]) 
         if (ALONG_K) {
             const int t = e / (BK / 4), k = 4 * (e % (BK / 4));
 #pragma unroll
-            for (int j = 0; j < 4; j++) S[(k + j) * ST + t] = r[l][j];
+            for (int j = 0; j < 4; j++) S[(k + j) * ST + t] = gt_round_operand(r[l][j], flags);
         } else {
             const int k = e / (BT / 4), t = 4 * (e % (BT / 4));
             gt_f4 v;
-            v.x = r[l][0];
-            v.y = r[l][1];
-            v.z = r[l][2];
-            v.w = r[l][3];
+            v.x = gt_round_operand(r[l][0], flags);
+            v.y = gt_round_operand(r[l][1], flags);
+            v.z = gt_round_operand(r[l][2], flags);
+            v.w = gt_round_operand(r[l][3], flags);
             gt_sts4(S + k * ST + t, v);
         }
     }
 }
 
-// gt_gemm_store writes alpha * acc + beta * C for this thread's outputs
-// (rows g*64 + 4 ty + i, columns g*64 + 4 tx + j of the tile at (m0, n0)):
-// 4 consecutive columns at a time, one 128-bit access when C allows it
-// (GT_GEMM_VEC_C) and they lie inside C. beta == 0 only writes: C may hold
-// garbage (even NaN) on entry.
+// gt_gemm_store writes the epilogue (gemm_epilogue.cuh: alpha * acc +
+// beta * C, then bias, activation or activation derivative as flags say;
+// tanh in a second pass over the stored outputs)
+// of this thread's outputs (rows g*64 + 4 ty + i, columns g*64 + 4 tx + j
+// of the tile at (m0, n0)): 4 consecutive columns at a time, one 128-bit
+// access when C allows it (GT_GEMM_VEC_C) and they lie inside C. beta == 0
+// only writes: C may hold garbage (even NaN) on entry.
 template <int BM, int BN>
 __device__ __forceinline__ void gt_gemm_store(const float (&acc)[BM / 16][BN / 16], long long M, long long N,
                                               long long m0, long long n0, int ty, int tx, float alpha, float beta,
-                                              float* __restrict__ C, long long flags) {
+                                              float* __restrict__ C, long long flags, const float* __restrict__ bias,
+                                              const float* __restrict__ aux) {
     constexpr int TM = BM / 16, TN = BN / 16;
     const bool vecC = (flags & GT_GEMM_VEC_C) != 0;
 #pragma unroll
@@ -133,32 +132,34 @@ __device__ __forceinline__ void gt_gemm_store(const float (&acc)[BM / 16][BN / 1
 #pragma unroll
         for (int g = 0; g < TN / 4; g++) {
             const long long n = n0 + g * 64 + 4 * tx;
-            float out[4];
-#pragma unroll
-            for (int j = 0; j < 4; j++) out[j] = alpha * acc[i][4 * g + j];
             if (vecC && n + 4 <= N) {
+                gt_f4 c;
+                c.x = c.y = c.z = c.w = 0.0f;
+                if (beta != 0.0f) c = gt_load4(crow + n);
                 gt_f4 v;
-                if (beta != 0.0f) {
-                    const gt_f4 c = gt_load4(crow + n);
-                    out[0] += beta * c.x;
-                    out[1] += beta * c.y;
-                    out[2] += beta * c.z;
-                    out[3] += beta * c.w;
-                }
-                v.x = out[0];
-                v.y = out[1];
-                v.z = out[2];
-                v.w = out[3];
+                v.x = gt_epilogue(acc[i][4 * g + 0], c.x, m, n + 0, N, alpha, beta, flags, bias, aux);
+                v.y = gt_epilogue(acc[i][4 * g + 1], c.y, m, n + 1, N, alpha, beta, flags, bias, aux);
+                v.z = gt_epilogue(acc[i][4 * g + 2], c.z, m, n + 2, N, alpha, beta, flags, bias, aux);
+                v.w = gt_epilogue(acc[i][4 * g + 3], c.w, m, n + 3, N, alpha, beta, flags, bias, aux);
                 gt_store4(crow + n, v);
             } else {
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     if (n + j >= N) break;
                     float* c = crow + n + j;
-                    *c = beta == 0.0f ? out[j] : out[j] + beta * *c;
+                    const float cin = beta == 0.0f ? 0.0f : *c;
+                    *c = gt_epilogue(acc[i][4 * g + j], cin, m, n + j, N, alpha, beta, flags, bias, aux);
                 }
             }
         }
+    }
+    if (flags & GT_EPI_TANH) {
+        gt_tanh_outputs(C, N, TM * TN, [&](int e, long long& m, long long& n) {
+            const int i = e / TN, j = e % TN;
+            m = m0 + (i / 4) * 64 + 4 * ty + i % 4;
+            n = n0 + (j / 4) * 64 + 4 * tx + j % 4;
+            return m < M && n < N;
+        });
     }
 }
 
@@ -168,7 +169,10 @@ __device__ __forceinline__ void gt_gemm_store(const float (&acc)[BM / 16][BN / 1
 template <bool TA, bool TB, int BM, int BN, int BK>
 __device__ __forceinline__ void gt_gemm_body(float* smem, long long M, long long N, long long K, float alpha,
                                              const float* __restrict__ A, const float* __restrict__ B, float beta,
-                                             float* __restrict__ C, long long flags) {
+                                             float* __restrict__ C, long long flags,
+                                             const float* __restrict__ bias = nullptr,
+                                             const float* __restrict__ aux = nullptr,
+                                             float* __restrict__ colsum = nullptr) {
     constexpr int TM = BM / 16, TN = BN / 16; // outputs per thread along m and n
     constexpr int SA = BM + GT_GEMM_PAD, SB = BN + GT_GEMM_PAD;
     constexpr int LA = BM * BK / (4 * GT_THREADS), LB = BN * BK / (4 * GT_THREADS);
@@ -212,10 +216,17 @@ __device__ __forceinline__ void gt_gemm_body(float* smem, long long M, long long
         const bool full = BK <= K;
         gt_gemm_fetch<!TA, BM, BK, LA>(ra, A, lda, m0, M, 0, K, vecA && full);
         gt_gemm_fetch<TB, BN, BK, LB>(rb, B, ldb, n0, N, 0, K, vecB && full);
-        gt_gemm_stash<!TA, BM, BK, LA>(As, ra);
-        gt_gemm_stash<TB, BN, BK, LB>(Bs, rb);
+        gt_gemm_stash<!TA, BM, BK, LA>(As, ra, flags);
+        gt_gemm_stash<TB, BN, BK, LB>(Bs, rb, flags);
     }
     __syncthreads();
+    // The bias gradient: the blocks of the first tile column sum op(A)'s
+    // rows over all of K (uniform per block, so the barriers stay safe).
+    // The SIMT fallback rounds operands in the slab; the sums must not see
+    // that, so they are taken only when no rounding is asked for (device
+    // never fuses the column sums into a rounding SIMT GEMM).
+    const bool sumCols = (flags & GT_EPI_COLSUM) && blockIdx.x == 0;
+    double csum = 0.0;
 
     int buf = 0;
     for (long long k0 = 0; k0 < kEnd; k0 += BK) {
@@ -230,6 +241,7 @@ __device__ __forceinline__ void gt_gemm_body(float* smem, long long M, long long
         }
         const float* a_s = As + buf * (BK * SA);
         const float* b_s = Bs + buf * (BK * SB);
+        if (sumCols) gt_colsum_slab<BM, BK, GT_THREADS>(csum, a_s, SA, 1);
 #pragma unroll
         for (int kk = 0; kk < BK; kk++) {
             float a[TM], b[TN];
@@ -258,14 +270,19 @@ __device__ __forceinline__ void gt_gemm_body(float* smem, long long M, long long
         // may be overwritten now; the barrier below publishes it and also
         // guarantees everyone is done with this buffer before it is reused.
         if (more) {
-            gt_gemm_stash<!TA, BM, BK, LA>(As + (buf ^ 1) * (BK * SA), ra);
-            gt_gemm_stash<TB, BN, BK, LB>(Bs + (buf ^ 1) * (BK * SB), rb);
+            gt_gemm_stash<!TA, BM, BK, LA>(As + (buf ^ 1) * (BK * SA), ra, flags);
+            gt_gemm_stash<TB, BN, BK, LB>(Bs + (buf ^ 1) * (BK * SB), rb, flags);
         }
         __syncthreads();
         buf ^= 1;
     }
 
-    gt_gemm_store<BM, BN>(acc, M, N, m0, n0, ty, tx, alpha, beta, C, flags);
+    if (flags & GT_EPI_COLSUM) {
+        // After the loop's last barrier nobody reads the slabs any more.
+        if (blockIdx.x == 0)
+            gt_colsum_finish<BM, GT_THREADS>(csum, reinterpret_cast<double*>(smem), m0, M, alpha, colsum);
+    }
+    gt_gemm_store<BM, BN>(acc, M, N, m0, n0, ty, tx, alpha, beta, C, flags, bias, aux);
 }
 
 // The entry points differ in op(A), op(B) (N = as stored, T = transposed)
@@ -273,98 +290,107 @@ __device__ __forceinline__ void gt_gemm_body(float* smem, long long M, long long
 // (static shared memory lives in the kernel) and hands them to the body.
 // They are spelled out rather than macro-generated so that tools scanning
 // for extern "C" kernels see them. The 128 x 128 kernels are bounded to 128
-// registers per thread so that two blocks fit an SM.
+// registers per thread so that two blocks fit an SM. The parameters are
+// those of every GEMM kernel (gemm_epilogue.cuh).
 
 // ---- 64 x 64 tiles ----
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_nn(long long M, long long N, long long K, double alpha,
-                                                             const float* A, const float* B, double beta, float* C,
-                                                             long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_nn(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(64, 64, 16)];
-    gt_gemm_body<false, false, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<false, false, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_nt(long long M, long long N, long long K, double alpha,
-                                                             const float* A, const float* B, double beta, float* C,
-                                                             long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_nt(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(64, 64, 16)];
-    gt_gemm_body<false, true, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<false, true, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_tn(long long M, long long N, long long K, double alpha,
-                                                             const float* A, const float* B, double beta, float* C,
-                                                             long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_tn(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(64, 64, 16)];
-    gt_gemm_body<true, false, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<true, false, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_tt(long long M, long long N, long long K, double alpha,
-                                                             const float* A, const float* B, double beta, float* C,
-                                                             long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_tt(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(64, 64, 16)];
-    gt_gemm_body<true, true, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<true, true, 64, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
 // ---- 128 x 64 tiles ----
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_nn_128x64(long long M, long long N, long long K,
-                                                                    double alpha, const float* A, const float* B,
-                                                                    double beta, float* C, long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_nn_128x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 64, 16)];
-    gt_gemm_body<false, false, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<false, false, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_nt_128x64(long long M, long long N, long long K,
-                                                                    double alpha, const float* A, const float* B,
-                                                                    double beta, float* C, long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_nt_128x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 64, 16)];
-    gt_gemm_body<false, true, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<false, true, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_tn_128x64(long long M, long long N, long long K,
-                                                                    double alpha, const float* A, const float* B,
-                                                                    double beta, float* C, long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_tn_128x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 64, 16)];
-    gt_gemm_body<true, false, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<true, false, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256) gt_gemm_tt_128x64(long long M, long long N, long long K,
-                                                                    double alpha, const float* A, const float* B,
-                                                                    double beta, float* C, long long flags) {
+extern "C" __global__ void __launch_bounds__(256)
+gt_gemm_tt_128x64(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 64, 16)];
-    gt_gemm_body<true, true, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<true, true, 128, 64, 16>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
 // ---- 128 x 128 tiles ----
 
-extern "C" __global__ void __launch_bounds__(256, 2) gt_gemm_nn_128x128(long long M, long long N, long long K,
-                                                                        double alpha, const float* A,
-                                                                        const float* B, double beta, float* C,
-                                                                        long long flags) {
+extern "C" __global__ void __launch_bounds__(256, 2)
+gt_gemm_nn_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 128, 8)];
-    gt_gemm_body<false, false, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<false, false, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) gt_gemm_nt_128x128(long long M, long long N, long long K,
-                                                                        double alpha, const float* A,
-                                                                        const float* B, double beta, float* C,
-                                                                        long long flags) {
+extern "C" __global__ void __launch_bounds__(256, 2)
+gt_gemm_nt_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 128, 8)];
-    gt_gemm_body<false, true, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<false, true, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) gt_gemm_tn_128x128(long long M, long long N, long long K,
-                                                                        double alpha, const float* A,
-                                                                        const float* B, double beta, float* C,
-                                                                        long long flags) {
+extern "C" __global__ void __launch_bounds__(256, 2)
+gt_gemm_tn_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 128, 8)];
-    gt_gemm_body<true, false, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<true, false, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) gt_gemm_tt_128x128(long long M, long long N, long long K,
-                                                                        double alpha, const float* A,
-                                                                        const float* B, double beta, float* C,
-                                                                        long long flags) {
+extern "C" __global__ void __launch_bounds__(256, 2)
+gt_gemm_tt_128x128(long long M, long long N, long long K, double alpha, const float* A, const float* B,
+        double beta, float* C, long long flags, const float* bias, const float* aux, float* colsum) {
     __shared__ __align__(16) float smem[GT_GEMM_SMEM(128, 128, 8)];
-    gt_gemm_body<true, true, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags);
+    gt_gemm_body<true, true, 128, 128, 8>(smem, M, N, K, (float)alpha, A, B, (float)beta, C, flags,
+        bias, aux, colsum);
 }

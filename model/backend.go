@@ -29,6 +29,8 @@ func (a Activation) String() string {
 		return "relu"
 	case Tanh:
 		return "tanh"
+	case Linear:
+		return "linear"
 	}
 	return fmt.Sprintf("Activation(%d)", int(a))
 }

@@ -288,6 +288,7 @@ func (t *Trainer) Checkpoint(info DataInfo) (*safetensors.File, error) {
 		md["early_stop"] = js(earlyStopJSON{c.EarlyStop.Monitor, c.EarlyStop.Patience, c.EarlyStop.MinDelta})
 		md["early_stop_state"] = js(earlyStateJSON{t.early.best, t.early.bestEpoch, t.early.stopped})
 	}
+	md["precision"] = c.Precision.String()
 	md["ranks"] = strconv.Itoa(t.Ranks())
 	if c.Sampled.Kind != SampledNone {
 		md["sampled"], md["samples"], md["proposal"] = c.Sampled.Kind.String(), strconv.Itoa(c.Sampled.Samples), c.Sampled.Proposal
@@ -444,6 +445,12 @@ func DecodeCheckpoint(f *safetensors.File) (*Checkpoint, error) {
 			errs = append(errs, err.Error())
 		}
 		cfg.Sampled.Samples, cfg.Sampled.Proposal = integer("samples"), md["proposal"]
+	}
+	// Checkpoints from before precision settings computed in fp32.
+	if v, ok := md["precision"]; ok {
+		if cfg.Precision, err = ParsePrecision(v); err != nil {
+			errs = append(errs, "metadata "+err.Error())
+		}
 	}
 	if v, ok := md["vars"]; ok {
 		if err := json.Unmarshal([]byte(v), &cfg.Vars); err != nil {

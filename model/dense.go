@@ -25,6 +25,10 @@ type dense struct {
 	// dL/dx into the batch's dx buffer: a model below this one needs it
 	// (the CBOW layer, cbow.go).
 	inputGrad bool
+	// prec is the precision of the layers' products (Config.Precision);
+	// ops runs them, fused where the backend has DenseOps.
+	prec Precision
+	ops  DenseOps
 }
 
 // denseBuffers holds the activations of one batch size.
@@ -60,7 +64,7 @@ func NewEnergyModel(b Backend, spec Spec, inputs, classes int, rng *rand.Rand) (
 			return nil, fmt.Errorf("NewEnergyModel: hidden size %d < 1 in %v", h, spec.Hidden)
 		}
 	}
-	m := &dense{b: b, inputs: inputs, classes: classes, spec: Spec{Hidden: append([]int(nil), spec.Hidden...), Activation: spec.Activation}, bufs: map[int]*denseBuffers{}}
+	m := &dense{b: b, inputs: inputs, classes: classes, spec: Spec{Hidden: append([]int(nil), spec.Hidden...), Activation: spec.Activation}, bufs: map[int]*denseBuffers{}, ops: denseOps(b)}
 	in := inputs
 	sizes := append(append([]int(nil), spec.Hidden...), classes)
 	for l, out := range sizes {
@@ -161,10 +165,7 @@ func (m *dense) Forward(x Mat) (Mat, error) {
 	}
 	L := m.hiddenLayers()
 	// E = -(in W^T + b): the sign is folded into alpha rather than a pass.
-	if err := m.b.Gemm(false, true, -1, in, m.w[L].Value, 0, bf.e); err != nil {
-		return nil, fmt.Errorf("output layer: %w", err)
-	}
-	if err := m.b.AddRowVector(bf.e, -1, m.bias[L].Value); err != nil {
+	if err := m.ops.DenseForward(m.prec, in, m.w[L].Value, m.bias[L].Value, -1, Linear, bf.e); err != nil {
 		return nil, fmt.Errorf("output layer: %w", err)
 	}
 	return bf.e, nil
@@ -184,16 +185,12 @@ func (m *dense) forwardHidden(x Mat) (Mat, *denseBuffers, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Each layer is one DenseOps call: on a GPU one GEMM launch with the
+	// bias and activation in its epilogue.
 	in := x
 	for l := range m.spec.Hidden {
 		h := bf.h[l]
-		if err := m.b.Gemm(false, true, 1, in, m.w[l].Value, 0, h); err != nil {
-			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
-		}
-		if err := m.b.AddRowVector(h, 1, m.bias[l].Value); err != nil {
-			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
-		}
-		if err := m.b.Activate(m.spec.Activation, h); err != nil {
+		if err := m.ops.DenseForward(m.prec, in, m.w[l].Value, m.bias[l].Value, 1, m.spec.Activation, h); err != nil {
 			return nil, nil, fmt.Errorf("layer %d: %w", l, err)
 		}
 		in = h
@@ -220,50 +217,53 @@ func (m *dense) Backward(dE Mat) error {
 		in = bf.h[L-1]
 	}
 	// Output layer, scores = in W^T + b and E = -scores:
-	// dW = -dE^T in, db = -colsum(dE), d(in) = -dE W.
-	if err := m.b.Gemm(true, false, -1, dE, in, 0, m.w[L].Grad); err != nil {
-		return fmt.Errorf("output layer: %w", err)
-	}
-	if err := m.b.ColumnSums(m.bias[L].Grad, -1, dE, 0); err != nil {
+	// dW = -dE^T in, db = -colsum(dE) (one pass, DenseGradWeights), and
+	// d(pre-activation of the last hidden layer) = -(dE W) * act'(h), the
+	// activation derivative fused into that product (DenseBackwardData).
+	if err := m.ops.DenseGradWeights(m.prec, dE, in, -1, m.w[L].Grad, m.bias[L].Grad); err != nil {
 		return fmt.Errorf("output layer: %w", err)
 	}
 	if L == 0 {
 		if m.inputGrad {
-			// d(in) = -dE W, in being the model's input.
-			return m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dx)
+			// d(in) = -dE W, in being the model's input (no activation).
+			return m.ops.DenseBackwardData(m.prec, dE, m.w[L].Value, -1, Linear, nil, bf.dx)
 		}
 		return nil
 	}
-	if err := m.b.Gemm(false, false, -1, dE, m.w[L].Value, 0, bf.dh[L-1]); err != nil {
+	if err := m.ops.DenseBackwardData(m.prec, dE, m.w[L].Value, -1, m.spec.Activation, bf.h[L-1], bf.dh[L-1]); err != nil {
 		return fmt.Errorf("output layer: %w", err)
 	}
-	return m.backwardHidden(bf)
+	return m.backwardHidden(bf, true)
 }
 
-// backwardHidden back-propagates dL/dh of the last hidden layer, which
-// bf.dh[L-1] holds, through the hidden layers (L >= 1).
-func (m *dense) backwardHidden(bf *denseBuffers) error {
-	for l := m.hiddenLayers() - 1; l >= 0; l-- {
-		d := bf.dh[l]
-		if err := m.b.ActivationGrad(m.spec.Activation, d, bf.h[l]); err != nil {
-			return fmt.Errorf("layer %d: %w", l, err)
+// backwardHidden back-propagates through the hidden layers (L >= 1) from
+// bf.dh[L-1], which holds dL/d(pre-activation) of the last hidden layer
+// when preact (the model's own Backward fuses the activation derivative
+// into the product that computes it), or dL/dh (the fused energy head's
+// input gradient), which it first multiplies by act'. Below, each layer's
+// DenseBackwardData leaves dL/d(pre-activation) in dh[l-1] the same way.
+func (m *dense) backwardHidden(bf *denseBuffers, preact bool) error {
+	L := m.hiddenLayers()
+	if !preact {
+		if err := m.b.ActivationGrad(m.spec.Activation, bf.dh[L-1], bf.h[L-1]); err != nil {
+			return fmt.Errorf("layer %d: %w", L-1, err)
 		}
+	}
+	for l := L - 1; l >= 0; l-- {
+		d := bf.dh[l]
 		in := m.lastX
 		if l > 0 {
 			in = bf.h[l-1]
 		}
-		if err := m.b.Gemm(true, false, 1, d, in, 0, m.w[l].Grad); err != nil {
-			return fmt.Errorf("layer %d: %w", l, err)
-		}
-		if err := m.b.ColumnSums(m.bias[l].Grad, 1, d, 0); err != nil {
+		if err := m.ops.DenseGradWeights(m.prec, d, in, 1, m.w[l].Grad, m.bias[l].Grad); err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
 		}
 		if l > 0 {
-			if err := m.b.Gemm(false, false, 1, d, m.w[l].Value, 0, bf.dh[l-1]); err != nil {
+			if err := m.ops.DenseBackwardData(m.prec, d, m.w[l].Value, 1, m.spec.Activation, bf.h[l-1], bf.dh[l-1]); err != nil {
 				return fmt.Errorf("layer %d: %w", l, err)
 			}
 		} else if m.inputGrad {
-			if err := m.b.Gemm(false, false, 1, d, m.w[0].Value, 0, bf.dx); err != nil {
+			if err := m.ops.DenseBackwardData(m.prec, d, m.w[0].Value, 1, Linear, nil, bf.dx); err != nil {
 				return fmt.Errorf("layer 0 input gradient: %w", err)
 			}
 		}

@@ -105,7 +105,7 @@ func (m *dense) headBackward() error {
 	if m.hiddenLayers() == 0 {
 		return nil
 	}
-	return m.backwardHidden(m.last)
+	return m.backwardHidden(m.last, false) // the head wrote dL/dh of the last hidden layer
 }
 
 // plain hides a backend's optional operations from lossPass (the fused

@@ -672,11 +672,14 @@ func (c Config) validateJoint() error {
 // cfg.Chain is set, a JointModel when cfg.Vars is, otherwise the dense
 // model of spec.
 func newConfiguredModel(b Backend, cfg Config, spec Spec, inputs, classes int, rng *rand.Rand) (EnergyModel, error) {
+	if err := CheckPrecision(b, cfg.Precision); err != nil {
+		return nil, err
+	}
 	if cfg.Chain {
-		return NewChainModel(b, ChainSpec{States: classes, Trunk: spec}, inputs, rng)
+		return withPrecision(NewChainModel(b, ChainSpec{States: classes, Trunk: spec}, inputs, rng))(cfg.Precision)
 	}
 	if len(cfg.Vars) == 0 {
-		return NewEnergyModel(b, spec, inputs, classes, rng)
+		return withPrecision(NewEnergyModel(b, spec, inputs, classes, rng))(cfg.Precision)
 	}
 	j, err := JointStates(cfg.Vars)
 	if err != nil {
@@ -685,5 +688,5 @@ func newConfiguredModel(b Backend, cfg Config, spec Spec, inputs, classes int, r
 	if j != classes {
 		return nil, fmt.Errorf("joint model over %v has %d joint answers, the data %d classes (labels must be joint indices)", cfg.Vars, j, classes)
 	}
-	return NewJointModel(b, JointSpec{Vars: cfg.Vars, Trunk: spec, Pairwise: !cfg.NoPairwise}, inputs, rng)
+	return withPrecision(NewJointModel(b, JointSpec{Vars: cfg.Vars, Trunk: spec, Pairwise: !cfg.NoPairwise}, inputs, rng))(cfg.Precision)
 }

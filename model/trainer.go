@@ -77,6 +77,9 @@ type Config struct {
 	// of NLL (sampled softmax or NCE: sampled.go) instead of the exact
 	// loss; evaluation stays exact and audits the sampled log Z.
 	Sampled SampledConfig
+	// Precision is how the dense layers' products round their operands
+	// (precision.go); FP32, the zero value, does not. Saved in checkpoints.
+	Precision Precision
 }
 
 // DefaultConfig is a linear model trained with NLL (beta 1) by Adam (lr
@@ -142,6 +145,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateSampled(); err != nil {
+		return err
+	}
+	if err := c.Precision.Validate(); err != nil {
 		return err
 	}
 	return c.validateJoint()

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Compiles every kernels/*.cu into ONE fatbin, kernels/gputrain.fatbin, which
 # package kernels embeds: PTX for compute_70 (JIT-compiled on any newer GPU)
-# plus SASS for sm_80 (A100) and sm_90 (H100). nvcc output is byte-for-byte
+# plus SASS for sm_80 (A100) and sm_90 (H100), and PTX for compute_80 too:
+# the tensor-core kernels (gt_tc_*, gemm_tc.cu) have their bodies only for
+# sm_80 and newer (GT_HAVE_TENSOR_CORES; in the compute_70 PTX they trap and
+# device/ never launches them below sm_80), so a GPU newer than sm_90 (whose
+# SASS would not run there) JIT-compiles them from the compute_80 PTX. One
+# compilation, one translation unit: each architecture's image holds every
+# kernel, as the driver loads one image per module. nvcc output is byte-for-byte
 # reproducible, so the fatbin is committed and CI rebuilds it and compares:
 #   scripts/build-kernels.sh           build kernels/gputrain.fatbin and write
 #                                      ptxas's resource table into
@@ -47,6 +53,7 @@ nvcc_build() {
 	"$NVCC" --fatbin -O3 -std=c++14 -Ikernels \
 		-Werror all-warnings \
 		-gencode arch=compute_70,code=compute_70 \
+		-gencode arch=compute_80,code=compute_80 \
 		-gencode arch=compute_80,code=sm_80 \
 		-gencode arch=compute_90,code=sm_90 \
 		"$@" -o "$o" "$unit" 2>"$l"

@@ -41,6 +41,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed calls before them, >= 0"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of the table"},
+			precisionFlag("precision of the GEMMs and of the training step's products"),
 		}, headBenchFlags()...),
 		OnUsageError: usageError,
 		Action:       benchAction,
@@ -57,6 +58,7 @@ type benchOptions struct {
 	Loss          model.Loss
 	Reps, Warmup  int
 	Seed          uint64
+	Precision     model.Precision
 }
 
 // benchResult is one timed operation. Rates come from the median.
@@ -84,6 +86,7 @@ type benchReport struct {
 	GOMAXPROCS int           `json:"gomaxprocs"`
 	Reps       int           `json:"reps"`
 	Warmup     int           `json:"warmup"`
+	Precision  string        `json:"precision"`
 	Results    []benchResult `json:"results"`
 }
 
@@ -118,6 +121,12 @@ func benchAction(c *cli.Context) error {
 		return usage(err)
 	}
 	o.Loss = model.DefaultLoss(kind)
+	if err := checkChoice("precision", c.String("precision"), model.PrecisionNames()); err != nil {
+		return err
+	}
+	if o.Precision, err = model.ParsePrecision(c.String("precision")); err != nil {
+		return usage(err)
+	}
 	if err := checkBenchMemory(o); err != nil {
 		return err
 	}
@@ -130,6 +139,9 @@ func benchAction(c *cli.Context) error {
 		return err
 	}
 	defer be.Close()
+	if err := model.CheckPrecision(be, o.Precision); err != nil {
+		return err
+	}
 	var results []benchResult
 	if c.String("op") != benchOpAll {
 		results, err = benchOpAction(c, be, o)
@@ -140,7 +152,7 @@ func benchAction(c *cli.Context) error {
 		return fmt.Errorf("bench on %s: %w", be.Name(), err)
 	}
 	rep := benchReport{Backend: be.Name(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Reps: o.Reps, Warmup: o.Warmup, Results: results}
+		Reps: o.Reps, Warmup: o.Warmup, Precision: o.Precision.String(), Results: results}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -153,8 +165,8 @@ func benchAction(c *cli.Context) error {
 // right-aligned, columns two spaces apart (no field holds two spaces, so a
 // script can split on them).
 func printBench(w io.Writer, rep benchReport) error {
-	fmt.Fprintf(w, "# backend %s (%s/%s, GOMAXPROCS %d): %d calls per operation after %d warmup; rate from the median\n",
-		rep.Backend, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Reps, rep.Warmup)
+	fmt.Fprintf(w, "# backend %s (%s/%s, GOMAXPROCS %d), precision %s: %d calls per operation after %d warmup; rate from the median\n",
+		rep.Backend, rep.GOOS, rep.GOARCH, rep.GOMAXPROCS, rep.Precision, rep.Reps, rep.Warmup)
 	rows := [][]string{{"op", "shape", "median", "min", "rate"}}
 	for _, r := range rep.Results {
 		rate := "-"
@@ -370,7 +382,13 @@ func runBenchSync(b model.Backend, o benchOptions, sync func() error) (res []ben
 		name   string
 		ta, tb bool
 	}{{"gemm NN", false, false}, {"gemm NT", false, true}, {"gemm TN", true, false}} {
-		if err := t.time(op.name, gemmShape, flops, 0, func() error { return b.Gemm(op.ta, op.tb, 1, gemmA[i], gemmB[i], 0, c) }); err != nil {
+		name := op.name
+		if o.Precision != model.FP32 {
+			name += " " + o.Precision.String()
+		}
+		if err := t.time(name, gemmShape, flops, 0, func() error {
+			return model.GemmAt(b, o.Precision, op.ta, op.tb, 1, gemmA[i], gemmB[i], 0, c)
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -430,6 +448,9 @@ func benchStep(b model.Backend, o benchOptions, a *benchAlloc, t *timer) error {
 		return err
 	}
 	defer em.Free()
+	if err := model.SetPrecision(em, b, o.Precision); err != nil {
+		return err
+	}
 	opt, err := model.NewOptimizer(b, model.DefaultConfig().Optimizer, em.Params())
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ func checkpointFlags() []cli.Flag {
 // resumableFlags are the train flags a resumed run may set to anything.
 // Every other setting comes from the checkpoint, and a flag that says
 // otherwise is refused (Checkpoint.Compatible).
-var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true, "overwrite": true, "resume-other-data": true}
+var resumableFlags = map[string]bool{"epochs": true, "backend": true, "data": true, "save": true, "resume": true, "quiet": true, "q": true, "metrics": true, "plot": true, "overwrite": true, "resume-other-data": true, "precision": true}
 
 // prepareCheckpointing completes o for --resume and --save: with --resume
 // it reads the checkpoint, takes the run's settings from it (refusing flags
@@ -155,6 +155,7 @@ func mergeResumedConfig(c *cli.Context, flags, saved model.Config) model.Config 
 	set("seed", func() { cfg.Seed = flags.Seed })
 	set("early-stop", func() { cfg.EarlyStop = flags.EarlyStop })
 	set("monitor", func() { cfg.EarlyStop.Monitor = flags.EarlyStop.Monitor })
+	set("precision", func() { cfg.Precision = flags.Precision })
 	return cfg
 }
 

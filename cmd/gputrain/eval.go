@@ -22,6 +22,7 @@ func inferenceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "batch", Value: 1000, Usage: "rows per forward pass, >= 1"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON document instead of text"},
+		precisionFlag("precision of the matrix products (default: the checkpoint's)"),
 	}
 }
 
@@ -72,6 +73,10 @@ func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
 	if err := checkBackend(backend); err != nil {
 		return nil, "", 0, usage(err)
 	}
+	override, err := precisionOverride(c)
+	if err != nil {
+		return nil, "", 0, err
+	}
 	path := c.String("model")
 	if path == "" {
 		return nil, "", 0, usagef("--model is empty: name a checkpoint written by gputrain train")
@@ -80,6 +85,7 @@ func inferenceOptions(c *cli.Context) (*model.Checkpoint, string, int, error) {
 	if err != nil {
 		return nil, "", 0, err
 	}
+	override(&ck.Config)
 	return ck, backend, batch, nil
 }
 
@@ -171,6 +177,7 @@ type evalReport struct {
 	Epoch            int           `json:"epoch"`
 	Data             string        `json:"data"`
 	Backend          string        `json:"backend"`
+	Precision        string        `json:"precision"`
 	Rows             int           `json:"rows"`
 	Classes          int           `json:"classes"`
 	Accuracy         jsonFloat     `json:"accuracy"`
@@ -276,7 +283,7 @@ func evaluateSet(lm *loadedModel, s *dataset.Set) (*evalReport, error) {
 		return nil, err
 	}
 	rep := &evalReport{
-		Checkpoint: ck.Path, Model: ck.Spec().String(), Epoch: ck.Epoch, Data: s.Name, Backend: lm.name,
+		Checkpoint: ck.Path, Model: ck.Spec().String(), Epoch: ck.Epoch, Data: s.Name, Backend: lm.name, Precision: ck.Config.Precision.String(),
 		Rows: s.N, Classes: k, Accuracy: jsonFloat(ev.Accuracy), NLL: jsonFloat(ev.NLL), Perplexity: jsonFloat(math.Exp(ck.Config.Loss.Beta * ev.NLL)), Beta: ck.Config.Loss.Beta,
 		Loss: ck.Config.Loss.String(), LossValue: jsonFloat(ev.Loss), MeanMargin: jsonFloat(ev.Margin),
 		MarginViolations: jsonFloat(ev.Violations), Confusion: conf,
@@ -316,7 +323,7 @@ func fmtJF(f jsonFloat, format string) string {
 const maxTextConfusion = 30
 
 func printEval(w io.Writer, r *evalReport) {
-	fmt.Fprintf(w, "# %s (%s, %d epochs) on %s: %d rows, %d classes, backend %s\n", r.Model, r.Checkpoint, r.Epoch, r.Data, r.Rows, r.Classes, r.Backend)
+	fmt.Fprintf(w, "# %s (%s, %d epochs) on %s: %d rows, %d classes, backend %s, precision %s\n", r.Model, r.Checkpoint, r.Epoch, r.Data, r.Rows, r.Classes, r.Backend, r.Precision)
 	fmt.Fprintf(w, "accuracy %s  NLL %s (beta %g)  perplexity %s  loss %s %s  mean margin %s  margin violations %s\n",
 		fmtJF(r.Accuracy, "%.4f"), fmtJF(r.NLL, "%.4f"), r.Beta, fmtJF(r.Perplexity, "%.2f"), r.Loss, fmtJF(r.LossValue, "%.4f"), fmtJF(r.MeanMargin, "%.3f"), fmtJF(r.MarginViolations, "%.4f"))
 	if r.PerClass == nil {

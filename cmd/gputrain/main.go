@@ -118,6 +118,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		precisionFlag("precision of the dense layers' matrix products"),
 	}, append(append(append(append(csvFlags(), splitFlags()...), loopFlags()...), seqFlags()...), textFlags()...)...)
 }
 
@@ -190,6 +191,9 @@ func parseOptions(c *cli.Context, lossName string) (runOptions, error) {
 		return runOptions{}, usage(err)
 	}
 	cfg.Seed = c.Uint64("seed")
+	if cfg.Precision, err = model.ParsePrecision(c.String("precision")); err != nil {
+		return runOptions{}, usage(err)
+	}
 	text, err := parseTextOptions(c, &cfg)
 	if err != nil {
 		return runOptions{}, usage(err)
@@ -242,6 +246,7 @@ func checkChoices(c *cli.Context, lossName string) error {
 		{"optimizer", "optimizer", model.OptimizerNames()},
 		{"reduction", "reduction", []string{"mean", "sum"}},
 		{"activation", "activation", model.ActivationNames()},
+		{"precision", "precision", model.PrecisionNames()},
 	} {
 		if v := c.String(ch.flag); v != "" {
 			if err := checkChoice(ch.what, v, ch.choices); err != nil {
@@ -360,8 +365,8 @@ func headerLine(o runOptions, trainRows, evalRows int, evalName string) string {
 	if !o.cfg.Schedule.IsConstant() {
 		sched = " " + o.cfg.Schedule.String()
 	}
-	return fmt.Sprintf("# %s%s%s on %d training rows, %d %s rows; loss %v%s, %s lr %g%s, batch %d, %s, backend %s",
-		specString(o.cfg), describeJoint(o.cfg), describeSeq(o), trainRows, evalRows, evalName, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend)
+	return fmt.Sprintf("# %s%s%s on %d training rows, %d %s rows; loss %v%s, %s lr %g%s, batch %d, %s, backend %s%s",
+		specString(o.cfg), describeJoint(o.cfg), describeSeq(o), trainRows, evalRows, evalName, o.cfg.Loss, describeSampled(o.cfg), o.cfg.Optimizer.Name, o.cfg.Optimizer.LR, sched, o.cfg.Batch, epochs, o.backend, describePrecision(o.cfg))
 }
 
 func specString(cfg model.Config) string {

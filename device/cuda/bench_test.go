@@ -4,9 +4,11 @@ package cuda
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gputrain/gputrain/device"
@@ -60,17 +62,36 @@ func BenchmarkGPU(b *testing.B) {
 		})
 	}
 
+	// GEMM 4096^3 in every precision (fp32: the SIMT kernels; the others
+	// tensor cores), each reporting besides its rate the relative error
+	// ||C - ref|| / ||ref|| against float64 over 64 sampled rows of C
+	// ("relerr"), the accuracy target of 3xtf32 (<= 1e-6).
+	const n = 4096
+	ga, gb := uniform(rng, n*n, -1, 1), uniform(rng, n*n, -1, 1)
+	relErrs := map[string]float64{}
 	for _, tr := range []struct {
 		name   string
 		ta, tb bool
 	}{{"gemm_nn_4096", false, false}, {"gemm_nt_4096", false, true}} {
-		b.Run(tr.name, func(b *testing.B) {
-			const n = 4096
-			a := mustMat(b, g, n, n, uniform(rng, n*n, -1, 1))
-			bb := mustMat(b, g, n, n, uniform(rng, n*n, -1, 1))
-			c := mustMat(b, g, n, n, nil)
-			run(b, drv, 0, 2*n*n*n, func() error { return g.Gemm(tr.ta, tr.tb, 1, a, bb, 0, c) })
-		})
+		for _, p := range []model.Precision{model.FP32, model.TF32x3, model.TF32, model.BF16} {
+			name := tr.name
+			if p != model.FP32 {
+				name += "_" + p.String()
+			}
+			b.Run(name, func(b *testing.B) {
+				a := mustMat(b, g, n, n, ga)
+				bb := mustMat(b, g, n, n, gb)
+				c := mustMat(b, g, n, n, nil)
+				gemm := func() error { return g.GemmPrecision(p, tr.ta, tr.tb, 1, a, bb, 0, c) }
+				run(b, drv, 0, 2*n*n*n, gemm)
+				// The error does not change from run to run (the kernels
+				// are deterministic): measured once per case.
+				if _, ok := relErrs[name]; !ok {
+					relErrs[name] = sampledRelErr(b, g, c, ga, gb, n, tr.tb)
+				}
+				b.ReportMetric(relErrs[name], "relerr")
+			})
+		}
 	}
 
 	// MNIST-sized training steps (batch 128, 784 inputs, 10 classes, Adam)
@@ -84,6 +105,13 @@ func BenchmarkGPU(b *testing.B) {
 			})
 		}
 	}
+
+	// The mlp:256 step at tf32 (the tensor-core GEMMs), in the default
+	// graph mode: against mnist_mlp256_step_graph, what the precision
+	// saves on these small layers.
+	b.Run("mnist_mlp256_step_graph_tf32", func(b *testing.B) {
+		benchStepsAt(b, g, "mlp:256", model.StepGraph, model.TF32)
+	})
 
 	// A whole training step of a linear energy model, as Trainer runs it:
 	// gather the batch, E = -(X W^T + b), the fused NLL, the loss recorded
@@ -143,13 +171,71 @@ func tiled(rng *rand.Rand, n int, lo, hi float32) []float32 {
 	return x
 }
 
+// sampledRelErr returns ||C - ref|| / ||ref|| over 64 rows of the n x n
+// product C = A op(B) (row-major host copies a, b; op(B) = B^T when tb),
+// with ref in float64 (one goroutine per row): an estimate of the relative
+// error of the whole matrix for random inputs, at 1/64 of the reference's
+// cost.
+func sampledRelErr(tb testing.TB, g model.Backend, c model.Mat, a, b []float32, n int, transB bool) float64 {
+	tb.Helper()
+	got := make([]float32, n*n)
+	if err := g.Download(got, c); err != nil {
+		tb.Fatal(err)
+	}
+	const rows = 64
+	num, den := make([]float64, rows), make([]float64, rows)
+	var wg sync.WaitGroup
+	for s := range rows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			i := (s*n)/rows + s%7
+			ai := a[i*n : (i+1)*n]
+			ref := make([]float64, n)
+			if transB {
+				for j := range ref {
+					bj := b[j*n : (j+1)*n]
+					var d float64
+					for l, x := range ai {
+						d += float64(x) * float64(bj[l])
+					}
+					ref[j] = d
+				}
+			} else {
+				for l, x := range ai {
+					for j, y := range b[l*n : (l+1)*n] {
+						ref[j] += float64(x) * float64(y)
+					}
+				}
+			}
+			for j, r := range ref {
+				d := float64(got[i*n+j]) - r
+				num[s] += d * d
+				den[s] += r * r
+			}
+		}()
+	}
+	wg.Wait()
+	var sn, sd float64
+	for s := range rows {
+		sn += num[s]
+		sd += den[s]
+	}
+	return math.Sqrt(sn / sd)
+}
+
 // benchSteps times MNIST training steps (batch 128, Adam) in step mode sm:
 // each op is one epoch of 100 steps over 12800 rows; steps/s and us/step
 // are reported. The graph mode is what the trainer runs by default.
 func benchSteps(b *testing.B, g *device.Backend, spec string, sm model.StepMode) {
+	benchStepsAt(b, g, spec, sm, model.FP32)
+}
+
+// benchStepsAt is benchSteps at precision p.
+func benchStepsAt(b *testing.B, g *device.Backend, spec string, sm model.StepMode, p model.Precision) {
 	train, _ := mnistData(b)
 	cfg := model.DefaultConfig()
-	cfg.Model, cfg.Epochs = spec, 1<<30
+	cfg.Model, cfg.Epochs, cfg.Precision = spec, 1<<30, p
 	tr, err := model.NewTrainer(g, cfg, train.Limit(100*128), nil)
 	if err != nil {
 		b.Fatal(err)

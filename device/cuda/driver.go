@@ -148,7 +148,7 @@ func New(ordinal int) (device.Driver, error) {
 	// (NULs included); the driver reads the fatbin's own header for its size.
 	if d.mod, err = cu.LoadData(string(kernels.Fatbin)); err != nil {
 		if errors.Is(err, cu.NoBinaryForGpu) || errors.Is(err, errUnsupportedPtx) || errors.Is(err, cu.InvalidPtx) {
-			return fail(fmt.Sprintf("loading the kernels (compute capability %d.%d; the fatbin holds PTX for compute_70 and SASS for sm_80 and sm_90, and the driver must be new enough to JIT that PTX)",
+			return fail(fmt.Sprintf("loading the kernels (compute capability %d.%d; the fatbin holds PTX for compute_70 and compute_80 and SASS for sm_80 and sm_90, and the driver must be new enough to JIT that PTX)",
 				info.Major, info.Minor), err)
 		}
 		return fail("loading the kernels from the embedded fatbin", err)

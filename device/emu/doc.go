@@ -24,7 +24,11 @@
 // isnan, isinf, INFINITY, FLT_MAX, min/max, __ldg; atomicAdd on int,
 // unsigned, unsigned long long, float and double, atomicMax/atomicMin/
 // atomicExch on int (and atomicExch on float); __threadfence; printf and
-// assert. The macro GT_EMU is defined when the emulator compiles a source.
+// assert; and the sm_80 instructions of the tensor-core kernels behind
+// kernels/gputrain.cuh's wrappers (cp.async with commit/wait groups, cvt to
+// tf32 and bf16x2, mma.sync m16n8k8 .tf32 and m16n8k16 .bf16), as the PTX
+// ISA documents them (emu_tensor.h; the Driver reports compute capability
+// 8.0). The macro GT_EMU is defined when the emulator compiles a source.
 //
 // Not supported: __constant__ memory, textures, `extern __shared__`
 // written out, partial-mask warp operations (Launch reports them), vote

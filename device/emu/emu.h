@@ -32,7 +32,11 @@
 //   atomicAdd (int, unsigned, unsigned long long, float, double),
 //     atomicMax/atomicMin (int), atomicExch (int, float);
 //   __threadfence(), __threadfence_block() (no-ops: one OS thread);
-//   printf, assert.
+//   printf, assert;
+//   the sm_80 instructions behind kernels/gputrain.cuh's gt_cp_async*,
+//     gt_cvt_tf32, gt_pack_bf16x2 and gt_mma_* wrappers (cp.async with
+//     groups, cvt to tf32/bf16x2, mma.sync m16n8k8 .tf32 and m16n8k16
+//     .bf16): emu_tensor.h, included at the end of this header.
 //
 // Not supported (a compile error unless said otherwise):
 //   __constant__ memory and textures (there is no symbol copy in Driver);
@@ -445,3 +449,7 @@ struct gt_emu_kernel {
     int body_first, body_last;
 };
 }
+
+// sm_80 instructions of the tensor-core kernels: cp.async, cvt to TF32 and
+// bfloat16, mma.sync (issue 9).
+#include "emu_tensor.h"

@@ -663,7 +663,8 @@ func TestRealGemm(t *testing.T) {
 		a, b := randF32(rng, m*k), randF32(rng, k*n)
 		ap, bp, cp := upload(t, d, a), upload(t, d, b), poisonedF32(t, d, m*n)
 		launch(t, d, "gt_gemm_nn", dim(ceilDiv(n, 64), ceilDiv(m, 64), 1), dim(256, 1, 1), 0,
-			i64(m), i64(n), i64(k), device.FloatArg(1), p(ap), p(bp), device.FloatArg(0), p(cp), i64(0)) // flags 0: scalar loads
+			i64(m), i64(n), i64(k), device.FloatArg(1), p(ap), p(bp), device.FloatArg(0), p(cp), i64(0), // flags 0: scalar loads
+			0, 0, 0) // no epilogue: bias, aux, colsum
 		got := download[float32](t, d, cp, m*n)
 		for i := 0; i < m; i++ {
 			for j := 0; j < n; j++ {

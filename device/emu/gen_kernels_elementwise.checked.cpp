@@ -3,7 +3,8 @@
 
 // kernels/elementwise.cu sha256 731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed
 // kernels/energyrow.cuh sha256 d804730d01ff52eff3ab1e5d032bc41aa4178b6ce8c7301a751e34706b74e111
-// kernels/gputrain.cuh sha256 dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f
+// kernels/gemm_epilogue.cuh sha256 471974a847500fe9108e8f77ab67786aa21155befea95a477179d92b542389cd
+// kernels/gputrain.cuh sha256 44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81
 // kernels/optim.cuh sha256 7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e
 
 #define GT_EMU_CHECKED 1

@@ -9,12 +9,14 @@ extern "C" const gt_emu_kernel gt_emu_table_kernels_embedding[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyhead[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_energyloss[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm[];
+extern "C" const gt_emu_kernel gt_emu_table_kernels_gemm_tc[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_joint[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_reduce[];
 extern "C" const gt_emu_kernel gt_emu_table_kernels_step[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_checks[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_misc[];
 extern "C" const gt_emu_kernel gt_emu_table_testdata_reduce[];
+extern "C" const gt_emu_kernel gt_emu_table_testdata_tensor[];
 
 extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_chain,
@@ -23,12 +25,14 @@ extern "C" const gt_emu_kernel* const gt_emu_tables[] = {
     gt_emu_table_kernels_energyhead,
     gt_emu_table_kernels_energyloss,
     gt_emu_table_kernels_gemm,
+    gt_emu_table_kernels_gemm_tc,
     gt_emu_table_kernels_joint,
     gt_emu_table_kernels_reduce,
     gt_emu_table_kernels_step,
     gt_emu_table_testdata_checks,
     gt_emu_table_testdata_misc,
     gt_emu_table_testdata_reduce,
+    gt_emu_table_testdata_tensor,
     nullptr,
 };
 
@@ -37,14 +41,17 @@ extern "C" const char* const gt_emu_inputs[] = {
     "device/emu/testdata/checks.cu", "fffdb670e559f088b2ca82d0e70e1b025578f61e2bd585ce7cd9e0c969d183ee",
     "device/emu/testdata/misc.cu", "6d75cf2a33832c00e44474dc102ab1538131666648990cbf6a4f7220b7787de5",
     "device/emu/testdata/reduce.cu", "51a4657acc1efb5ed430889162feeb69dc16804f66b3dc1f75095bf4e21d7ee8",
+    "device/emu/testdata/tensor.cu", "6cab79ed50265b26448a7a4704eeed1ecf7faa54a339ee79c146e46a593b025d",
     "kernels/chain.cu", "1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4",
     "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",
     "kernels/embedding.cu", "d01b67e4b342f07f3311a01acc8cd5dcf37972fbf1b23990317759706b7497ae",
     "kernels/energyhead.cu", "1d3b7e562dc30ae3c923bae4f714654b5930aae53f4ad73892e2c4ac4ab89875",
     "kernels/energyloss.cu", "8f15388477b5ef169f13c2f24ecde9b405ac09ccb8f2bdd4f4debe695e6390a6",
     "kernels/energyrow.cuh", "d804730d01ff52eff3ab1e5d032bc41aa4178b6ce8c7301a751e34706b74e111",
-    "kernels/gemm.cu", "afc5e23aebb0f2a74149e28cb731dcb3d5d26f0e839e584feee4d462ab619981",
-    "kernels/gputrain.cuh", "dbf0d8f2c67e06781297db44ca18bf5ac4cdb2930eaba418e1372b38026af85f",
+    "kernels/gemm.cu", "cb118d7ce92fdf9d17a051cf4095e75cb3de9097e7c77b349ea3f6e0fc46ce5b",
+    "kernels/gemm_epilogue.cuh", "471974a847500fe9108e8f77ab67786aa21155befea95a477179d92b542389cd",
+    "kernels/gemm_tc.cu", "5951f56dbf7cf9716b6e43c3c609770836b86ac4d48d58adaf6c639e75595548",
+    "kernels/gputrain.cuh", "44e0940391101723c649655d52cda9a570277b7e9d65fac13be78e98553dae81",
     "kernels/joint.cu", "67a690bd98eb68b60e42a0b681da3cbf4492ca06f6307a2d10172ef2900b70c4",
     "kernels/optim.cuh", "7e3707a9b0eccd18b76db340e6b0bbb356c12c714af261380603dde12900f82e",
     "kernels/reduce.cu", "c1f8d4046d7932bb76f969ff8185d258a6ea340b8700119a26cf34424df7b9a5",

@@ -503,6 +503,10 @@ GT_EMU_NOCHECK void syncthreads_at(const char* site) {
 
 GT_EMU_NOCHECK void syncwarp(unsigned mask) { warp_op(WARP_SYNC, mask, 0, 0, 32); }
 
+// fail_thread lets the emulation headers (emu_tensor.h) end the launch
+// with an error naming the calling thread, as the runtime's own checks do.
+GT_EMU_NOCHECK void fail_thread(const char* msg) { fail("%s", msg); }
+
 GT_EMU_NOCHECK void maybe_preempt() {
     if (L.permuted && (next_rand() & 1)) {
         Fiber* f = cur();

@@ -34,6 +34,8 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
 	t.Run("Embedding", func(t *testing.T) { TestEmbedding(t, newBackend) })
 	t.Run("Sampled", func(t *testing.T) { TestSampled(t, newBackend) })
+	t.Run("GemmPrecision", func(t *testing.T) { TestGemmPrecision(t, newBackend) })
+	t.Run("DenseOps", func(t *testing.T) { TestDenseOps(t, newBackend) })
 }
 
 // open returns a backend from newBackend that is closed, with its error

@@ -41,6 +41,73 @@ type hooked struct {
 	// jointHooked, which implements JointOps through cpu's.
 	jointEnergies  func(s, p model.Mat, vars []int, e model.Mat) error
 	jointGradients func(de model.Mat, vars []int, ds, dp model.Mat) error
+	// The PrecisionOps and DenseOps hooks: a mutant that sets one runs as
+	// extHooked, which has both (through cpu's where no hook is set).
+	gemmPrecision func(p model.Precision, transA, transB bool, alpha float32, a, b model.Mat, beta float32, c model.Mat) error
+	denseForward  func(p model.Precision, x, w, b model.Mat, alpha float32, act model.Activation, z model.Mat) error
+	denseBwdData  func(p model.Precision, dz, w model.Mat, alpha float32, act model.Activation, y, dx model.Mat) error
+	denseGradW    func(p model.Precision, dz, x model.Mat, alpha float32, dw, db model.Mat) error
+}
+
+// extHooked is a hooked backend that also has PrecisionOps and DenseOps
+// (hooked alone has neither, so those suites skip on the other mutants).
+type extHooked struct{ *hooked }
+
+func (h extHooked) GemmPrecision(p model.Precision, ta, tb bool, alpha float32, a, b model.Mat, beta float32, c model.Mat) error {
+	if h.gemmPrecision != nil {
+		return h.gemmPrecision(p, ta, tb, alpha, a, b, beta, c)
+	}
+	return h.Backend.(model.PrecisionOps).GemmPrecision(p, ta, tb, alpha, a, b, beta, c)
+}
+
+func (h extHooked) DenseForward(p model.Precision, x, w, b model.Mat, alpha float32, act model.Activation, z model.Mat) error {
+	if h.denseForward != nil {
+		return h.denseForward(p, x, w, b, alpha, act, z)
+	}
+	return h.Backend.(model.DenseOps).DenseForward(p, x, w, b, alpha, act, z)
+}
+
+func (h extHooked) DenseBackwardData(p model.Precision, dz, w model.Mat, alpha float32, act model.Activation, y, dx model.Mat) error {
+	if h.denseBwdData != nil {
+		return h.denseBwdData(p, dz, w, alpha, act, y, dx)
+	}
+	return h.Backend.(model.DenseOps).DenseBackwardData(p, dz, w, alpha, act, y, dx)
+}
+
+func (h extHooked) DenseGradWeights(p model.Precision, dz, x model.Mat, alpha float32, dw, db model.Mat) error {
+	if h.denseGradW != nil {
+		return h.denseGradW(p, dz, x, alpha, dw, db)
+	}
+	return h.Backend.(model.DenseOps).DenseGradWeights(p, dz, x, alpha, dw, db)
+}
+
+// roundedGemm runs cpu's fp32 GEMM on copies of A and B rounded by f
+// (a mutant's idea of a precision's rounding).
+func roundedGemm(h *hooked, f func(float32) float32, ta, tb bool, alpha float32, a, b model.Mat, beta float32, c model.Mat) error {
+	ra, rb := get(h.Backend, a), get(h.Backend, b)
+	for i := range ra {
+		ra[i] = f(ra[i])
+	}
+	for i := range rb {
+		rb[i] = f(rb[i])
+	}
+	ma, _ := h.Backend.Alloc(a.Rows(), a.Cols())
+	mb, _ := h.Backend.Alloc(b.Rows(), b.Cols())
+	defer h.Backend.Free(ma)
+	defer h.Backend.Free(mb)
+	put(h.Backend, ma, ra)
+	put(h.Backend, mb, rb)
+	return h.Backend.Gemm(ta, tb, alpha, ma, mb, beta, c)
+}
+
+// mutatePrecision makes p's GEMMs round with f; other precisions run as cpu's.
+func mutatePrecision(h *hooked, p model.Precision, f func(float32) float32) {
+	h.gemmPrecision = func(q model.Precision, ta, tb bool, alpha float32, a, b model.Mat, beta float32, c model.Mat) error {
+		if q != p {
+			return h.Backend.(model.PrecisionOps).GemmPrecision(q, ta, tb, alpha, a, b, beta, c)
+		}
+		return roundedGemm(h, f, ta, tb, alpha, a, b, beta, c)
+	}
 }
 
 // jointHooked is a hooked backend that also has JointOps (hooked alone
@@ -515,6 +582,94 @@ var mutants = []mutant{
 			return h.Backend.Upload(dst, src)
 		}
 	}},
+	{"tf32-truncates", "GemmPrecision/tf32/m=33,n=31,k=7/", func(h *hooked) {
+		mutatePrecision(h, model.TF32, func(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ 0x1fff) })
+	}},
+	{"tf32-ties-to-even", "GemmPrecision/tf32/m=31,n=33,k=257/", func(h *hooked) {
+		mutatePrecision(h, model.TF32, func(x float32) float32 {
+			u := math.Float32bits(x)
+			return math.Float32frombits((u + 0xfff + (u>>13)&1) &^ 0x1fff)
+		})
+	}},
+	{"bf16-ties-away", "GemmPrecision/bf16/m=31,n=33,k=257/", func(h *hooked) {
+		mutatePrecision(h, model.BF16, func(x float32) float32 { return math.Float32frombits((math.Float32bits(x) + 0x8000) &^ 0xffff) })
+	}},
+	{"bf16-as-tf32", "GemmPrecision/bf16/m=33,n=31,k=7/", func(h *hooked) { mutatePrecision(h, model.BF16, model.RoundTF32) }},
+	{"tf32-not-rounded", "GemmPrecision/tf32/m=33,n=31,k=7/", func(h *hooked) {
+		mutatePrecision(h, model.TF32, func(x float32) float32 { return x })
+	}},
+	{"3xtf32-as-tf32", "GemmPrecision/3xtf32/m=33,n=31,k=7/", func(h *hooked) { mutatePrecision(h, model.TF32x3, model.RoundTF32) }},
+	{"3xtf32-drops-a-cross-term", "GemmPrecision/3xtf32/m=33,n=31,k=7/", func(h *hooked) {
+		h.gemmPrecision = func(q model.Precision, ta, tb bool, alpha float32, a, b model.Mat, beta float32, c model.Mat) error {
+			if q != model.TF32x3 {
+				return h.Backend.(model.PrecisionOps).GemmPrecision(q, ta, tb, alpha, a, b, beta, c)
+			}
+			// hi*hi + hi*lo: A's remainder never meets B.
+			hiA := func(x float32) float32 { return model.RoundTF32(x) }
+			ra := get(h.Backend, a)
+			for i := range ra {
+				ra[i] = hiA(ra[i])
+			}
+			ma, _ := h.Backend.Alloc(a.Rows(), a.Cols())
+			defer h.Backend.Free(ma)
+			put(h.Backend, ma, ra)
+			return h.Backend.Gemm(ta, tb, alpha, ma, b, beta, c)
+		}
+	}},
+	{"dense-bias-not-scaled-by-alpha", "DenseOps/fp32/B=7,in=33,out=5/tanh/alpha=-1", func(h *hooked) {
+		h.denseForward = func(p model.Precision, x, w, b model.Mat, alpha float32, act model.Activation, z model.Mat) error {
+			if err := model.GemmAt(h.Backend, p, false, true, alpha, x, w, 0, z); err != nil {
+				return err
+			}
+			if b != nil {
+				if err := h.Backend.AddRowVector(z, 1, b); err != nil {
+					return err
+				}
+			}
+			if act == model.Linear {
+				return nil
+			}
+			return h.Backend.Activate(act, z)
+		}
+	}},
+	{"dense-forward-skips-activation", "DenseOps/fp32/B=33,in=31,out=65/relu/alpha=1", func(h *hooked) {
+		h.denseForward = func(p model.Precision, x, w, b model.Mat, alpha float32, act model.Activation, z model.Mat) error {
+			return model.DenseUnfused{B: h.Backend}.DenseForward(p, x, w, b, alpha, model.Linear, z)
+		}
+	}},
+	{"dense-derivative-of-the-product", "DenseOps/fp32/B=7,in=33,out=5/tanh/alpha=1", func(h *hooked) {
+		// act' taken from dX itself rather than from Y.
+		h.denseBwdData = func(p model.Precision, dz, w model.Mat, alpha float32, act model.Activation, y, dx model.Mat) error {
+			if err := model.GemmAt(h.Backend, p, false, false, alpha, dz, w, 0, dx); err != nil || act == model.Linear {
+				return err
+			}
+			return h.Backend.ActivationGrad(act, dx, dx)
+		}
+	}},
+	{"dense-db-misses-last-row", "DenseOps/fp32/B=33,in=31,out=65/relu/alpha=1", func(h *hooked) {
+		h.denseGradW = func(p model.Precision, dz, x model.Mat, alpha float32, dw, db model.Mat) error {
+			if err := model.GemmAt(h.Backend, p, true, false, alpha, dz, x, 0, dw); err != nil || db == nil {
+				return err
+			}
+			d := get(h.Backend, dz)
+			cols := dz.Cols()
+			part, _ := h.Backend.Alloc(dz.Rows()-1, cols)
+			defer h.Backend.Free(part)
+			put(h.Backend, part, d[:len(d)-cols])
+			return h.Backend.ColumnSums(db, alpha, part, 0)
+		}
+	}},
+	{"dense-ignores-precision", "DenseOps/bf16/B=33,in=31,out=65/", func(h *hooked) {
+		h.denseForward = func(p model.Precision, x, w, b model.Mat, alpha float32, act model.Activation, z model.Mat) error {
+			return h.Backend.(model.DenseOps).DenseForward(model.FP32, x, w, b, alpha, act, z)
+		}
+	}},
+	{"dense-writes-before-shape-check", "DenseOps/errors", func(h *hooked) {
+		h.denseForward = func(p model.Precision, x, w, b model.Mat, alpha float32, act model.Activation, z model.Mat) error {
+			put(h.Backend, z, make([]float32, z.Rows()*z.Cols()))
+			return h.Backend.(model.DenseOps).DenseForward(p, x, w, b, alpha, act, z)
+		}
+	}},
 }
 
 func TestSuiteCatchesMutants(t *testing.T) {
@@ -555,6 +710,9 @@ func TestMutantTarget(t *testing.T) {
 				m.hook(h)
 				if h.jointEnergies != nil || h.jointGradients != nil {
 					return jointHooked{h}
+				}
+				if h.gemmPrecision != nil || h.denseForward != nil || h.denseBwdData != nil || h.denseGradW != nil {
+					return extHooked{h}
 				}
 				return h
 			})

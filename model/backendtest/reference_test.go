@@ -262,3 +262,45 @@ func TestClose32(t *testing.T) {
 		}
 	}
 }
+
+// TestRefRound checks the suite's float64 rounding against hand-worked
+// TF32 and bfloat16 values, then against model.RoundTF32 and RoundBF16 (the
+// bit-twiddling functions cpu uses, written like the GPU's cvt) on random
+// bit patterns: two independent implementations that must agree exactly.
+func TestRefRound(t *testing.T) {
+	cases := []struct {
+		x, tf32, bf16 float64
+	}{
+		{1, 1, 1},
+		{1 + 0x1p-11, 1 + 0x1p-10, 1},               // tf32 tie: away; bf16: below half an ulp
+		{-(1 + 0x1p-11), -(1 + 0x1p-10), -1},        // away from zero
+		{1 + 3*0x1p-11, 1 + 0x1p-9, 1},              // tie between 1+2^-10 (odd) and 1+2^-9: away = up
+		{1 + 0x1p-8, 1 + 0x1p-8, 1},                 // bf16 tie, the even neighbour below
+		{1 + 3*0x1p-8, 1 + 3*0x1p-8, 1 + 0x1p-6},    // bf16 tie, the even neighbour above
+		{0x1p-136, 0x1p-136, 0},                     // a tf32 subnormal; half of bf16's 2^-133 spacing or less
+		{0x1p-134, 0x1p-134, 0},                     // bf16: a quarter of its spacing
+		{3 * 0x1p-134, 3 * 0x1p-134, 0x1p-132},      // bf16: 1.5 spacings, a tie: to the even 2
+		{math.MaxFloat32, math.Inf(1), math.Inf(1)}, // overflow (no saturation)
+	}
+	for _, c := range cases {
+		if got := refRound(float32(c.x), 10, true); got != c.tf32 {
+			t.Errorf("refRound(%g) to tf32 = %g, want %g", c.x, got, c.tf32)
+		}
+		if got := refRound(float32(c.x), 7, false); got != c.bf16 {
+			t.Errorf("refRound(%g) to bf16 = %g, want %g", c.x, got, c.bf16)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200000; i++ {
+		x := math.Float32frombits(rng.Uint32())
+		if x != x {
+			continue
+		}
+		if got, want := float64(model.RoundTF32(x)), refRound(x, 10, true); got != want {
+			t.Fatalf("model.RoundTF32(%g = %#08x) = %g, the reference %g", x, math.Float32bits(x), got, want)
+		}
+		if got, want := float64(model.RoundBF16(x)), refRound(x, 7, false); got != want {
+			t.Fatalf("model.RoundBF16(%g = %#08x) = %g, the reference %g", x, math.Float32bits(x), got, want)
+		}
+	}
+}
