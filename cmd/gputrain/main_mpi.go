@@ -29,7 +29,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	w, err := mpi.Init()
 	if err != nil {
 		fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
-		return exitError
+		return exitRuntime
 	}
 	rank, size := w.Rank(), w.Size()
 	if onMPIStart != nil {
@@ -56,9 +56,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code != 0 && size > 1 && sigCtx.Err() != nil && world != nil {
 		// Stopped by a signal: every rank stops after the same step,
 		// nobody waits for anybody; no abort, so rank 0's save completes.
-		if code != exitInterrupted {
+		if code != exitSIGINT && code != exitSIGTERM {
 			fmt.Fprintf(stderr, "gputrain: interrupted; rank 0 saves the checkpoint\n")
-			code = exitInterrupted
+			code = exitSIGTERM
 		}
 		return finalize(w, code, stderr)
 	}
@@ -81,14 +81,14 @@ func finalize(w *mpi.World, code int, stderr io.Writer) int {
 		if err := onMPIEnd(); err != nil {
 			fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
 			if code == 0 {
-				code = exitError
+				code = exitRuntime
 			}
 		}
 	}
 	if err := w.Finalize(); err != nil {
 		fmt.Fprintf(stderr, "gputrain: %s\n", oneLine(err.Error()))
 		if code == 0 {
-			code = exitError
+			code = exitRuntime
 		}
 	}
 	return code
