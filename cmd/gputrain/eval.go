@@ -354,17 +354,53 @@ func printEval(w io.Writer, r *evalReport) {
 	}
 	fmt.Fprintln(w, "\nconfusion matrix (rows: true class, columns: answer):")
 	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+	labels := confusionLabels(r)
 	head := []string{""}
-	for j := range r.Classes {
-		head = append(head, strconv.Itoa(j))
-	}
+	head = append(head, labels...)
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for i, row := range r.Confusion {
-		cells := []string{strconv.Itoa(i)}
+		cells := []string{labels[i]}
 		for _, n := range row {
 			cells = append(cells, strconv.Itoa(n))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	tw.Flush()
+}
+
+// maxConfusionName is the most characters of a class name the text
+// confusion matrix prints in its row and column labels: wider names would
+// push 30 columns off any terminal (the per-class table has them whole).
+const maxConfusionName = 10
+
+// confusionLabels are the row and column labels of the text confusion
+// matrix: the class names where the data named them (answers are printed
+// by name everywhere), blanks replaced by '_' and shortened to
+// maxConfusionName characters; a class without a name keeps its index.
+// Where two labels would read the same, every label is the index: a matrix
+// whose labels are ambiguous is worse than one labelled by number.
+func confusionLabels(r *evalReport) []string {
+	labels := make([]string, r.Classes)
+	for j := range labels {
+		labels[j] = strconv.Itoa(j)
+	}
+	named := make([]string, r.Classes)
+	seen := make(map[string]bool, r.Classes)
+	for j := range named {
+		named[j] = labels[j]
+		for _, c := range r.PerClass {
+			if c.Class == j && c.Name != "" {
+				name := []rune(strings.Join(strings.Fields(c.Name), "_"))
+				if len(name) > maxConfusionName {
+					name = append(name[:maxConfusionName-1], '~')
+				}
+				named[j] = string(name)
+			}
+		}
+		if seen[named[j]] {
+			return labels
+		}
+		seen[named[j]] = true
+	}
+	return named
 }

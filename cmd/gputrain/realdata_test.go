@@ -69,6 +69,13 @@ func TestSmallDataDefaults(t *testing.T) {
 			if !strings.Contains(ev, fmt.Sprintf(": %d rows, ", tc.testRows)) || !strings.Contains(ev, strings.Split(strings.Split(tc.classes, "(")[1], ",")[0]) {
 				t.Errorf("eval:\n%s", ev)
 			}
+			// The confusion matrix labels its columns (the answers) by
+			// name too, not by index alone.
+			if _, m, ok := strings.Cut(ev, "confusion matrix (rows: true class, columns: answer):\n"); !ok {
+				t.Errorf("eval prints no confusion matrix:\n%s", ev)
+			} else if head := strings.Fields(strings.SplitN(m, "\n", 2)[0]); strings.Join(head, ", ") != strings.TrimSuffix(strings.Split(tc.classes, "(")[1], ")") {
+				t.Errorf("confusion matrix header %q, want the class names of %q", head, tc.classes)
+			}
 			pr := mustRun(t, "predict", "--model", ck, "--input", sklearn(tc.file), "--top", "1")
 			if !strings.Contains(pr, "scikit-learn layout: its label (last) column dropped") {
 				t.Errorf("predict does not say it dropped the label column:\n%.400s", pr)
