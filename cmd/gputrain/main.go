@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gputrain/gputrain/internal/inputfile"
 	"github.com/gputrain/gputrain/model"
 )
 
@@ -22,6 +23,14 @@ func main() {
 // returns the exit status (exit.go), without calling os.Exit, so tests can
 // drive it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if v, ok := os.LookupEnv(inputfile.TimeoutEnv); ok {
+		d, err := inputfile.ParseTimeout(v)
+		if err != nil {
+			fmt.Fprintf(stderr, "gputrain: %s\n", err)
+			return exitUsage
+		}
+		inputfile.IdleTimeout = d
+	}
 	return runApp(ctx, newApp(stdout, stderr), args, stderr)
 }
 

@@ -22,8 +22,27 @@ import (
 )
 
 // IdleTimeout is how long a stream input may stay silent before the read
-// fails. A variable so that tests need not wait a minute.
+// fails; 0 or less waits forever. A variable so that tests need not wait a
+// minute, and so that the command can take it from TimeoutEnv.
 var IdleTimeout = 60 * time.Second
+
+// TimeoutEnv names the environment variable the gputrain command reads
+// IdleTimeout from (a Go duration such as 10m, or 0 to wait forever): a
+// slow generator behind a pipe is not an absent writer.
+const TimeoutEnv = "GPUTRAIN_INPUT_TIMEOUT"
+
+// ParseTimeout reads a TimeoutEnv value: a Go duration ("90s", "10m"), "0"
+// or "none" to wait forever.
+func ParseTimeout(v string) (time.Duration, error) {
+	if v == "none" || v == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: not a duration such as 90s or 10m (0 or none waits forever)", TimeoutEnv, v)
+	}
+	return d, nil
+}
 
 // Kind names a file type for messages ("a FIFO", "a directory", ...).
 func Kind(m fs.FileMode) string {
@@ -125,14 +144,31 @@ func (in *Input) Read(p []byte) (int, error) {
 	if !in.Stream {
 		return in.File.Read(p)
 	}
+	if IdleTimeout <= 0 {
+		return in.readForever(p)
+	}
 	if err := in.File.SetReadDeadline(time.Now().Add(IdleTimeout)); err != nil {
 		// Not pollable (some character devices): a plain read.
 		return in.File.Read(p)
 	}
 	n, err := in.File.Read(p)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return n, fmt.Errorf("%s: %w for %v (a FIFO or device with no writer?)", in.path, ErrIdle, IdleTimeout)
+		return n, fmt.Errorf("%s: %w for %v (a FIFO or device with no writer? %s=10m waits longer, 0 forever)", in.path, ErrIdle, IdleTimeout, TimeoutEnv)
 	}
+	if errors.Is(err, syscall.EAGAIN) {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// readForever is Read without an idle limit. The descriptor stays
+// non-blocking (Go's poller parks the goroutine until data comes), so a
+// read with no deadline waits for the writer however long it takes.
+func (in *Input) readForever(p []byte) (int, error) {
+	if err := in.File.SetReadDeadline(time.Time{}); err != nil {
+		return in.File.Read(p)
+	}
+	n, err := in.File.Read(p)
 	if errors.Is(err, syscall.EAGAIN) {
 		return n, io.EOF
 	}

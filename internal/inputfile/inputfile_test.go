@@ -106,3 +106,47 @@ func TestOpenKinds(t *testing.T) {
 		t.Errorf("reading /dev/zero: %d, %v", n, err)
 	}
 }
+
+// With IdleTimeout 0 (GPUTRAIN_INPUT_TIMEOUT=0), a slow writer is waited
+// for: a pause far longer than the short limit the test would otherwise
+// use does not fail the read.
+func TestIdleTimeoutForever(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "slow")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	old := IdleTimeout
+	IdleTimeout = 0
+	defer func() { IdleTimeout = old }()
+	in, err := Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		w.Write([]byte("late"))
+		w.Close()
+	}()
+	b, err := io.ReadAll(in)
+	if err != nil || string(b) != "late" {
+		t.Fatalf("read %q, %v; want the slow writer's bytes", b, err)
+	}
+}
+
+func TestParseTimeout(t *testing.T) {
+	for v, want := range map[string]time.Duration{"0": 0, "none": 0, "90s": 90 * time.Second, "10m": 10 * time.Minute} {
+		if d, err := ParseTimeout(v); err != nil || d != want {
+			t.Errorf("ParseTimeout(%q) = %v, %v; want %v", v, d, err, want)
+		}
+	}
+	for _, v := range []string{"", "ten", "-5s", "60"} {
+		if _, err := ParseTimeout(v); err == nil || !strings.Contains(err.Error(), TimeoutEnv) {
+			t.Errorf("ParseTimeout(%q): %v, want an error naming %s", v, err, TimeoutEnv)
+		}
+	}
+}
