@@ -166,13 +166,19 @@ func forChunks(n, chunks int, f func(chunk, lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
+	var panics workerPanics // a worker's panic reaches the caller (parallel.go)
 	wg.Add(chunks - 1)
 	for ch := 1; ch < chunks; ch++ {
 		go func() {
 			defer wg.Done()
+			defer panics.catch()
 			f(ch, ch*n/chunks, (ch+1)*n/chunks)
 		}()
 	}
-	f(0, 0, n/chunks)
+	func() {
+		defer panics.catch()
+		f(0, 0, n/chunks)
+	}()
 	wg.Wait()
+	panics.rethrow()
 }

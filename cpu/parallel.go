@@ -1,6 +1,50 @@
 package cpu
 
-import "sync"
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+)
+
+// workerPanics carries a panic from a worker goroutine of a fork-join
+// back to the goroutine that forked: a panic on any other goroutine kills
+// the process before the command's recover can turn it into one line and a
+// crash report, and a bug in a kernel must not bypass that. The first
+// worker's panic is kept with its stack; the forking goroutine re-panics
+// with it after every worker has finished (none is left writing).
+type workerPanics struct {
+	once sync.Once
+	err  *WorkerPanic
+}
+
+// WorkerPanic is the value re-panicked on the forking goroutine: the
+// worker's panic value and its stack, which the crash report prints.
+type WorkerPanic struct {
+	Value any
+	Stack []byte
+}
+
+func (w *WorkerPanic) Error() string {
+	return fmt.Sprintf("%v (in a cpu worker goroutine)", w.Value)
+}
+
+// PanicStack is the worker's stack, for a crash report (the forking
+// goroutine's own stack shows only where it re-panicked).
+func (w *WorkerPanic) PanicStack() []byte { return w.Stack }
+
+// catch is deferred by each worker goroutine.
+func (p *workerPanics) catch() {
+	if v := recover(); v != nil {
+		p.once.Do(func() { p.err = &WorkerPanic{Value: v, Stack: debug.Stack()} })
+	}
+}
+
+// rethrow is called by the forking goroutine after the join.
+func (p *workerPanics) rethrow() {
+	if p.err != nil {
+		panic(p.err)
+	}
+}
 
 // parallelRows runs f over [0, n) split into contiguous chunks, one goroutine
 // per chunk. The split depends only on n, minChunk and the backend's thread
@@ -21,16 +65,24 @@ func (b *Backend) parallelRows(n, minChunk int, f func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
+	var panics workerPanics
 	wg.Add(chunks - 1)
 	for c := 1; c < chunks; c++ {
 		lo, hi := c*n/chunks, (c+1)*n/chunks
 		go func() {
 			defer wg.Done()
+			defer panics.catch()
 			f(lo, hi)
 		}()
 	}
-	f(0, n/chunks)
+	// The calling goroutine's own chunk: a panic here waits for the
+	// workers too, so that none is still writing when it unwinds.
+	func() {
+		defer panics.catch()
+		f(0, n/chunks)
+	}()
 	wg.Wait()
+	panics.rethrow()
 }
 
 // elemChunk is the smallest number of elements worth a goroutine of its own

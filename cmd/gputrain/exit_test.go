@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gputrain/gputrain/cpu"
 	"github.com/gputrain/gputrain/model"
 )
 
@@ -89,6 +90,32 @@ func TestLongInputIsQuotedShort(t *testing.T) {
 		code, _, errs := runArgs(args...)
 		if code != exitUsage || len(errs) > 400 || !strings.Contains(errs, "(1048576 bytes)") {
 			t.Errorf("%.20s...: exit %d, %d bytes of stderr: %.200s", args[len(args)-1], code, len(errs), errs)
+		}
+	}
+}
+
+// A panic in one of the cpu backend's worker goroutines reaches the user as
+// the same one line and report, and the report holds the worker's stack
+// (where the bug is), not only where it was re-panicked.
+func TestWorkerPanicReport(t *testing.T) {
+	var errb strings.Builder
+	code := crashed(&cpu.WorkerPanic{Value: "index 7 out of range", Stack: []byte("goroutine 42 [running]:\nkernelThatPanicked()\n")}, []byte("goroutine 1 [running]:\nmain()\n"), []string{"gputrain", "train"}, &errb)
+	msg := errb.String()
+	if code != exitRuntime || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "internal error: index 7 out of range (in a cpu worker goroutine)") {
+		t.Fatalf("exit %d, stderr %q", code, msg)
+	}
+	m := regexp.MustCompile(`report written to (\S+),`).FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("no report file named: %q", msg)
+	}
+	defer os.Remove(m[1])
+	rep, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kernelThatPanicked()", "main()"} {
+		if !strings.Contains(string(rep), want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
 		}
 	}
 }
