@@ -36,7 +36,7 @@ test-mpi:
 
 ## test: vet, gofmt and every test (the emulator runs the CUDA kernels on the CPU)
 test: lint
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 ## test-short: the quick subset (skips the full MNIST accuracy targets)
 test-short:
