@@ -29,8 +29,11 @@ mpirun=(mpirun --oversubscribe --bind-to none)
 fail() { echo "test-mpi: FAIL: $*" >&2; exit 1; }
 
 start=$(date +%s)
-# The MPI build is vetted here (make lint vets the default and cuda builds).
+# The MPI builds are vetted here (make lint vets the default and cuda
+# builds): mpi, and mpi with cuda (make build-mpi-cuda, whose files only
+# that combination compiles).
 "$GO" vet -tags mpi ./comm/... ./cmd/gputrain
+"$GO" vet -tags "mpi cuda" ./cmd/gputrain
 "$GO" build -o bin/gputrain ./cmd/gputrain
 "$GO" build -tags mpi -o bin/gputrain-mpi ./cmd/gputrain
 "$GO" test -tags mpi -c -o "$out/comm-mpi.test" ./comm/mpi
