@@ -225,9 +225,13 @@ func LoadText(path string, opts TextOptions) (*TextCorpus, error) {
 	lineNo := 0
 	var words []string
 	var ends []bool
+	var sniff binarySniff
 	for sc.Scan() {
 		lineNo++
 		line := sc.Text()
+		if err := sniff.add(line); err != nil {
+			return nil, fmt.Errorf("text: %s %w", path, err)
+		}
 		if !utf8.ValidString(line) {
 			line = strings.ToValidUTF8(line, " ")
 		}
@@ -254,6 +258,9 @@ func LoadText(path string, opts TextOptions) (*TextCorpus, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("text: %s, line %d: %w", path, lineNo+1, err)
+	}
+	if err := sniff.verdict(); err != nil {
+		return nil, fmt.Errorf("text: %s %w", path, err)
 	}
 	if len(cur) > 0 {
 		sentences = append(sentences, cur)
@@ -404,4 +411,53 @@ func ContextIDs(before, after []string, window int, ids map[string]int32) []floa
 		}
 	}
 	return x
+}
+
+// binarySniff tells a binary file (an executable, an image, a compressed
+// format gzip does not read) from text before it is trained on: such a
+// file tokenizes into "words" as happily as English does, and a model of
+// it is garbage with no error. Judged on the first sniffBytes (and on the
+// whole of a shorter file): a NUL byte, or more than sniffInvalid of the
+// bytes outside UTF-8, is not text. A few stray Latin-1 bytes in English
+// pass (they read as blanks).
+type binarySniff struct {
+	bytes, nul, invalid int
+	judged              bool
+}
+
+const (
+	sniffBytes   = 64 << 10
+	sniffInvalid = 0.10
+)
+
+func (b *binarySniff) add(line string) error {
+	if b.judged {
+		return nil
+	}
+	b.bytes += len(line) + 1
+	b.nul += strings.Count(line, "\x00")
+	if !utf8.ValidString(line) {
+		for i := 0; i < len(line); {
+			r, n := utf8.DecodeRuneInString(line[i:])
+			if r == utf8.RuneError && n == 1 {
+				b.invalid++
+			}
+			i += n
+		}
+	}
+	if b.bytes >= sniffBytes {
+		return b.verdict()
+	}
+	return nil
+}
+
+func (b *binarySniff) verdict() error {
+	if b.judged {
+		return nil
+	}
+	b.judged = true
+	if b.nul > 0 || float64(b.invalid) > sniffInvalid*float64(b.bytes) {
+		return fmt.Errorf("is not text: its first %d bytes hold %d NUL bytes and %d bytes that are not UTF-8 (a binary file, or compressed other than by gzip?)", b.bytes, b.nul, b.invalid)
+	}
+	return nil
 }

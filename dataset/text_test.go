@@ -3,6 +3,7 @@ package dataset
 import (
 	"bytes"
 	"compress/gzip"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -160,9 +161,30 @@ func TestLoadTextHostile(t *testing.T) {
 	if _, err := LoadText(bomb, TextOptions{MaxBytes: 1 << 20}); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("past the byte limit: %v", err)
 	}
-	garbage := writeText(t, "garbage.bin", "\xff\xfe\x00\x01 ok words here. and more words here.", false)
-	if _, err := LoadText(garbage, TextOptions{MinCount: 1}); err != nil {
-		t.Errorf("invalid UTF-8 should be read around, got %v", err)
+	// A few stray bytes outside UTF-8 (Latin-1 accents in English) are
+	// read around; a file that is not text at all (a NUL byte, or mostly
+	// bytes outside UTF-8: an executable, random or compressed data) is
+	// refused, naming the file, instead of trained on as words.
+	latin1 := writeText(t, "latin1.txt", "the caf\xe9 was open. ok words here. and more words here.", false)
+	if _, err := LoadText(latin1, TextOptions{MinCount: 1}); err != nil {
+		t.Errorf("a stray byte outside UTF-8 should be read around, got %v", err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	random := make([]byte, 200<<10)
+	for i := range random {
+		random[i] = byte(rng.IntN(256))
+		if random[i] == 0 { // no NUL: the share of bytes outside UTF-8 alone decides
+			random[i] = 'x'
+		}
+	}
+	for name, content := range map[string]string{
+		"nul.bin":    "\xff\xfe\x00\x01 ok words here. and more words here.",
+		"random.bin": string(random),
+	} {
+		p := writeText(t, name, content, false)
+		if _, err := LoadText(p, TextOptions{MinCount: 1}); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "is not text") {
+			t.Errorf("%s: %v, want it refused as not text", name, err)
+		}
 	}
 	if _, err := LoadText(filepath.Join(t.TempDir(), "missing.txt"), TextOptions{}); err == nil || !strings.Contains(err.Error(), "missing.txt") {
 		t.Errorf("missing file: %v", err)
