@@ -337,10 +337,25 @@ func printEval(w io.Writer, r *evalReport) {
 		}
 		fmt.Fprintf(w, "per-variable accuracy (the joint accuracy above is the exact match of all): %s\n", strings.Join(vs, ", "))
 	}
-	fmt.Fprintln(w, "\nper-class accuracy:")
+	printClassTables(w, classTables{
+		perClassTitle: "per-class accuracy:", class: "class", rows: "rows",
+		confusionTitle: "confusion matrix (rows: true class, columns: answer):", plural: "classes",
+	}, r.PerClass, r.Confusion)
+}
+
+// classTables names what eval's and a sequence eval's per-class tables
+// count (classes over rows, states over positions).
+type classTables struct {
+	perClassTitle, class, rows, confusionTitle, plural string
+}
+
+// printClassTables prints the per-class accuracy table and, up to
+// maxTextConfusion classes, the confusion matrix labelled by class name.
+func printClassTables(w io.Writer, t classTables, perClass []classResult, confusion [][]int) {
+	fmt.Fprintln(w, "\n"+t.perClassTitle)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "class\tname\trows\taccuracy\t")
-	for _, c := range r.PerClass {
+	fmt.Fprintf(tw, "%s\tname\t%s\taccuracy\t\n", t.class, t.rows)
+	for _, c := range perClass {
 		name := c.Name
 		if name == "" {
 			name = "-"
@@ -348,17 +363,17 @@ func printEval(w io.Writer, r *evalReport) {
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t\n", c.Class, name, c.Rows, fmtJF(c.Accuracy, "%.4f"))
 	}
 	tw.Flush()
-	if r.Classes > maxTextConfusion {
-		fmt.Fprintf(w, "\n(%d classes: the confusion matrix is in --json only)\n", r.Classes)
+	if len(confusion) > maxTextConfusion {
+		fmt.Fprintf(w, "\n(%d %s: the confusion matrix is in --json only)\n", len(confusion), t.plural)
 		return
 	}
-	fmt.Fprintln(w, "\nconfusion matrix (rows: true class, columns: answer):")
+	fmt.Fprintln(w, "\n"+t.confusionTitle)
 	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	labels := confusionLabels(r)
+	labels := confusionLabels(len(confusion), perClass)
 	head := []string{""}
 	head = append(head, labels...)
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	for i, row := range r.Confusion {
+	for i, row := range confusion {
 		cells := []string{labels[i]}
 		for _, n := range row {
 			cells = append(cells, strconv.Itoa(n))
@@ -379,16 +394,16 @@ const maxConfusionName = 10
 // maxConfusionName characters; a class without a name keeps its index.
 // Where two labels would read the same, every label is the index: a matrix
 // whose labels are ambiguous is worse than one labelled by number.
-func confusionLabels(r *evalReport) []string {
-	labels := make([]string, r.Classes)
+func confusionLabels(classes int, perClass []classResult) []string {
+	labels := make([]string, classes)
 	for j := range labels {
 		labels[j] = strconv.Itoa(j)
 	}
-	named := make([]string, r.Classes)
-	seen := make(map[string]bool, r.Classes)
+	named := make([]string, classes)
+	seen := make(map[string]bool, classes)
 	for j := range named {
 		named[j] = labels[j]
-		for _, c := range r.PerClass {
+		for _, c := range perClass {
 			if c.Class == j && c.Name != "" {
 				name := []rune(strings.Join(strings.Fields(c.Name), "_"))
 				if len(name) > maxConfusionName {

@@ -8,12 +8,12 @@ import (
 // The text confusion matrix is labelled by class name where the data named
 // the classes, shortened to fit; by index where a label would be ambiguous.
 func TestConfusionLabels(t *testing.T) {
-	rep := func(names ...string) *evalReport {
-		r := &evalReport{Classes: len(names)}
+	rep := func(names ...string) (int, []classResult) {
+		var pc []classResult
 		for j, n := range names {
-			r.PerClass = append(r.PerClass, classResult{Class: j, Name: n})
+			pc = append(pc, classResult{Class: j, Name: n})
 		}
-		return r
+		return len(names), pc
 	}
 	for _, tc := range []struct {
 		names, want []string

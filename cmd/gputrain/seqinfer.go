@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -171,35 +170,10 @@ func printSeqEval(w io.Writer, r *seqEvalReport) {
 	fmt.Fprintf(w, "sequence accuracy %s  position accuracy %s  NLL per sequence %s (beta %g)  loss %s %s  mean margin %s  margin violations %s\n",
 		fmtJF(r.SequenceAccuracy, "%.4f"), fmtJF(r.PositionAccuracy, "%.4f"), fmtJF(r.NLL, "%.4f"), r.Beta, r.Loss, fmtJF(r.LossValue, "%.4f"),
 		fmtJF(r.MeanMargin, "%.3f"), fmtJF(r.MarginViolations, "%.4f"))
-	fmt.Fprintln(w, "\nper-state accuracy of the Viterbi path, over positions:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "state\tname\tpositions\taccuracy\t")
-	for _, c := range r.PerClass {
-		name := c.Name
-		if name == "" {
-			name = "-"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t\n", c.Class, name, c.Rows, fmtJF(c.Accuracy, "%.4f"))
-	}
-	tw.Flush()
-	if r.States > maxTextConfusion {
-		fmt.Fprintf(w, "\n(%d states: the confusion matrix is in --json only)\n", r.States)
-		return
-	}
-	fmt.Fprintln(w, "\nconfusion matrix over positions (rows: true state, columns: Viterbi answer):")
-	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	for j := range r.States {
-		fmt.Fprintf(tw, "\t%d", j)
-	}
-	fmt.Fprintln(tw, "\t")
-	for i, row := range r.Confusion {
-		fmt.Fprintf(tw, "%d", i)
-		for _, n := range row {
-			fmt.Fprintf(tw, "\t%d", n)
-		}
-		fmt.Fprintln(tw, "\t")
-	}
-	tw.Flush()
+	printClassTables(w, classTables{
+		perClassTitle: "per-state accuracy of the Viterbi path, over positions:", class: "state", rows: "positions",
+		confusionTitle: "confusion matrix over positions (rows: true state, columns: Viterbi answer):", plural: "states",
+	}, r.PerClass, r.Confusion)
 }
 
 // seqPredictionJSON is one sequence's prediction.
