@@ -89,6 +89,12 @@ func TestTensorCoreSuites(t *testing.T) {
 			if c.dense {
 				t.Run("DenseOps", func(t *testing.T) { backendtest.TestDenseOps(t, nb) })
 			}
+			if c.do.NoTensorCores {
+				// The energy head's fallback: the SIMT kernels rounding the
+				// operands (the default conformance run covers the
+				// tensor-core head).
+				t.Run("EnergyHeadPrecision", func(t *testing.T) { backendtest.TestEnergyHeadPrecision(t, nb) })
+			}
 		})
 	}
 }

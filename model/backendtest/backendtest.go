@@ -32,6 +32,7 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("ChainOps", func(t *testing.T) { TestChainOps(t, newBackend) })
 	t.Run("StepOps", func(t *testing.T) { TestStepOps(t, newBackend) })
 	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
+	t.Run("EnergyHeadPrecision", func(t *testing.T) { TestEnergyHeadPrecision(t, newBackend) })
 	t.Run("Embedding", func(t *testing.T) { TestEmbedding(t, newBackend) })
 	t.Run("Sampled", func(t *testing.T) { TestSampled(t, newBackend) })
 	t.Run("GemmPrecision", func(t *testing.T) { TestGemmPrecision(t, newBackend) })
