@@ -111,8 +111,10 @@ func (b *Backend) EnergyHeadGradPrecision(p model.Precision, hm, wm, biasm model
 // forms, which round the operands as the SIMT GEMMs do.
 func (b *Backend) headKernels(p model.Precision) (fwd, gradW, gradH string, flags int64) {
 	if b.tensorCoreGemm(p, false, true) {
-		s := "_" + tcPrecisionName(p)
-		return "gt_tc_eh_forward" + s, "gt_tc_eh_grad_w" + s, "gt_tc_eh_grad_h" + s, 0
+		// (Prefixes ending in "_": scripts/gpu-check.sh checks that some
+		// kernel of the fatbin completes each.)
+		s := tcPrecisionName(p)
+		return "gt_tc_eh_forward_" + s, "gt_tc_eh_grad_w_" + s, "gt_tc_eh_grad_h_" + s, 0
 	}
 	switch p {
 	case model.TF32:

@@ -171,3 +171,41 @@ func TestEnergyHeadTrainerPrecision(t *testing.T) {
 		})
 	}
 }
+
+// TestEnergyHeadPrecisionChecked runs the tensor-core head (every
+// precision, a dense loss, so that the forward and both backward kernels
+// with their recomputed tiles run) on the emulator's checked build, named
+// explicitly rather than left to ChecksAuto: a shared-memory race (two
+// threads of a block, one at least writing, no barrier between them), an
+// access outside every allocation or shared memory past the launch's bytes
+// fails the launch. Permuted order, so the racing orders occur. (Checked
+// by hand: without the barrier that ends gt_eh_tc_product, this test fails
+// with a race on the forward's tcs between a thread reading the staged
+// accumulator and one writing the next tile's slabs.)
+func TestEnergyHeadPrecisionChecked(t *testing.T) {
+	// Two row blocks, 3 k slabs (the last partial), and enough answers
+	// (66 tiles) that forward blocks fold two tiles each (headChunks): the
+	// product's memory is then rewritten by the next tile's slabs.
+	const B, D, K = 70, 33, 4200
+	drv, err := emu.New(emu.Options{Mode: emu.Permuted, Seed: 0xc4ec, Checks: emu.ChecksOn})
+	if err != nil {
+		t.Skipf("no checked emulator build here: %v", err)
+	}
+	if !drv.Checked() {
+		drv.Close()
+		t.Fatal("emu.Options{Checks: ChecksOn} gave a driver that is not checked")
+	}
+	b, err := device.New(drv)
+	must(t, err)
+	defer b.Close()
+	pr := newPair(t, emu.Options{}, device.Options{})
+	h, w, bias, labels := headProblem(pr, B, D, K, 2)
+	for _, p := range []model.Precision{model.TF32x3, model.TF32, model.BF16} {
+		got := runHeadAt(t, b, p, B, D, K, h, w, bias, labels, model.DefaultLoss(model.NLL), 0.5)
+		want := runHeadAt(t, pr.ref, p, B, D, K, h, w, bias, labels, model.DefaultLoss(model.NLL), 0.5)
+		tol := 4 * float64(max(D, B, 16)) * u32
+		compare(t, p.String()+" stats (checked build) vs cpu", got.stats, want.stats, relTol(want.stats, tol))
+		compare(t, p.String()+" dh (checked build) vs cpu", got.dh, want.dh, relTol(want.dh, tol))
+		compare(t, p.String()+" dw (checked build) vs cpu", got.dw, want.dw, relTol(want.dw, tol))
+	}
+}
