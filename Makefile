@@ -34,7 +34,9 @@ build-mpi-cuda:
 test-mpi:
 	bash scripts/test-mpi.sh
 
-## test: vet, gofmt and every test (the emulator runs the CUDA kernels on the CPU)
+## test: vet, gofmt and every test (the emulator runs the CUDA kernels on the CPU;
+## package device alone takes about 8 minutes on 2 cores, close to go test's
+## default 10-minute limit once other packages run beside it, hence -timeout)
 test: lint
 	$(GO) test -count=1 -timeout 30m ./...
 

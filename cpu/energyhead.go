@@ -34,8 +34,18 @@ import (
 // the bits depend neither on the thread count nor on timing. A single tile
 // (B*K <= headTileFloats) is not recomputed: that is the materializing
 // path, at no extra cost for small answer spaces such as MNIST's.
+//
+// Precision (EnergyHeadPrecision): the energies' products round h and w as
+// GemmPrecision does (a rounded copy of h once per call, of each tile of w
+// as it is used; TF32x3 the three GEMMs lo*hi, hi*lo, hi*hi into the
+// tile), the bias unrounded, and the backward recomputes the tiles the
+// same way; the gradients' products (dE^T h, dE w) are float32 on the
+// unrounded h and w, as on the GPU (kernels/energyhead.cu says why).
 
-var _ model.EnergyHeadOps = (*Backend)(nil)
+var (
+	_ model.EnergyHeadOps          = (*Backend)(nil)
+	_ model.EnergyHeadPrecisionOps = (*Backend)(nil)
+)
 
 // headTileFloats bounds the energies tile, B x kt floats (16 MiB).
 const headTileFloats = 1 << 22
@@ -143,16 +153,28 @@ func (st *headRow) finish(k, label int) rowStats {
 // EnergyHead computes the statistics of the energies -(h w^T + bias)
 // without storing them (see model.EnergyHeadOps).
 func (b *Backend) EnergyHead(hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
-	return b.energyHead("EnergyHead", hm, wm, biasm, labelv, loss, 0, statm, argv, nil, nil, nil, false)
+	return b.energyHead("EnergyHead", model.FP32, hm, wm, biasm, labelv, loss, 0, statm, argv, nil, nil, nil, false)
 }
 
 // EnergyHeadGrad is EnergyHead plus the gradients of gradScale * sum_i L_i
 // with respect to h (when dh is not nil), w and bias.
 func (b *Backend) EnergyHeadGrad(hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, dhm, dwm, dbm model.Mat) error {
-	return b.energyHead("EnergyHeadGrad", hm, wm, biasm, labelv, loss, gradScale, statm, argv, dhm, dwm, dbm, true)
+	return b.energyHead("EnergyHeadGrad", model.FP32, hm, wm, biasm, labelv, loss, gradScale, statm, argv, dhm, dwm, dbm, true)
 }
 
-func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32,
+// EnergyHeadPrecision is EnergyHead with the energies' products at
+// precision p (model.EnergyHeadPrecisionOps).
+func (b *Backend) EnergyHeadPrecision(p model.Precision, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
+	return b.energyHead("EnergyHead", p, hm, wm, biasm, labelv, loss, 0, statm, argv, nil, nil, nil, false)
+}
+
+// EnergyHeadGradPrecision is EnergyHeadGrad with the energies at precision
+// p; the gradients' products stay float32.
+func (b *Backend) EnergyHeadGradPrecision(p model.Precision, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, dhm, dwm, dbm model.Mat) error {
+	return b.energyHead("EnergyHeadGrad", p, hm, wm, biasm, labelv, loss, gradScale, statm, argv, dhm, dwm, dbm, true)
+}
+
+func (b *Backend) energyHead(op string, p model.Precision, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32,
 	statm model.Mat, argv model.Ints, dhm, dwm, dbm model.Mat, grad bool) error {
 	if err := b.open(); err != nil {
 		return err
@@ -200,6 +222,9 @@ func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.In
 	if err := loss.Validate(); err != nil {
 		return fmt.Errorf("cpu: %s: %w", op, err)
 	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("cpu: %s: %w", op, err)
+	}
 	var dwAny, dbAny model.Mat
 	if grad {
 		dwAny, dbAny = dw, db
@@ -218,7 +243,8 @@ func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.In
 		}
 		return nil
 	}
-	hs := &headSweep{b: b, h: h.data, w: w.data, bias: bias.data, labels: labels.data, B: B, D: D, K: K, kt: headTile(B, K), beta: loss.Beta}
+	hs := &headSweep{b: b, h: h.data, w: w.data, bias: bias.data, labels: labels.data, B: B, D: D, K: K, kt: headTile(B, K), beta: loss.Beta, p: p}
+	hs.roundH()
 	tile := hs.forward()
 
 	rows := make([]rowStats, B)
@@ -259,6 +285,24 @@ type headSweep struct {
 	state            []headRow
 	buf              []float32 // the energies tile, B x kt
 	lastK0, lastCols int       // the tile buf holds after forward
+	// p is the precision of the energies' products; hHi is h rounded (for
+	// TF32x3 with hLo, the split of h).
+	p        model.Precision
+	hHi, hLo []float32
+}
+
+// roundH prepares the rounded copy (or split) of h for p, in the
+// backend's rounding scratch (GemmPrecision's, which the head never calls).
+func (hs *headSweep) roundH() {
+	b, n := hs.b, len(hs.h)
+	switch hs.p {
+	case model.TF32, model.BF16:
+		hs.hHi = b.scratch(0, n)
+		b.roundInto(hs.p, hs.hHi, hs.h)
+	case model.TF32x3:
+		hs.hHi, hs.hLo = b.scratch(0, n), b.scratch(2, n)
+		b.splitInto(hs.hHi, hs.hLo, hs.h)
+	}
 }
 
 // energies fills the first B*n floats of buf with the tile of answers
@@ -267,7 +311,22 @@ type headSweep struct {
 // materializing path computes.
 func (hs *headSweep) energies(k0, n int) []float32 {
 	e := hs.buf[:hs.B*n]
-	hs.b.gemm(false, true, hs.B, n, hs.D, -1, hs.h, hs.w[k0*hs.D:(k0+n)*hs.D], 0, e)
+	b, w := hs.b, hs.w[k0*hs.D:(k0+n)*hs.D]
+	switch hs.p {
+	case model.TF32, model.BF16:
+		wr := b.scratch(1, len(w))
+		b.roundInto(hs.p, wr, w)
+		b.gemm(false, true, hs.B, n, hs.D, -1, hs.hHi, wr, 0, e)
+	case model.TF32x3:
+		// GemmPrecision's order: lo*hi, hi*lo, hi*hi into the tile.
+		wHi, wLo := b.scratch(1, len(w)), b.scratch(3, len(w))
+		b.splitInto(wHi, wLo, w)
+		b.gemm(false, true, hs.B, n, hs.D, -1, hs.hLo, wHi, 0, e)
+		b.gemm(false, true, hs.B, n, hs.D, -1, hs.hHi, wLo, 1, e)
+		b.gemm(false, true, hs.B, n, hs.D, -1, hs.hHi, wHi, 1, e)
+	default:
+		b.gemm(false, true, hs.B, n, hs.D, -1, hs.h, w, 0, e)
+	}
 	bias := hs.bias[k0 : k0+n]
 	hs.b.parallelRows(hs.B, rowChunk(n), func(lo, hi int) {
 		for i := lo; i < hi; i++ {

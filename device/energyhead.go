@@ -16,7 +16,10 @@ import (
 // run), and in how many groups the answers of dH's reduction are summed
 // (each group's partial of dH is B x D, merged in a fixed order).
 
-var _ model.EnergyHeadOps = (*Backend)(nil)
+var (
+	_ model.EnergyHeadOps          = (*Backend)(nil)
+	_ model.EnergyHeadPrecisionOps = (*Backend)(nil)
+)
 
 // Shared with kernels/energyhead.cu.
 const (
@@ -75,13 +78,55 @@ func headGroups(B, D, K int64) (group, n int64) {
 // EnergyHead computes the statistics of the energies -(h w^T + bias)
 // without storing them (see model.EnergyHeadOps).
 func (b *Backend) EnergyHead(hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
-	return b.energyHead("EnergyHead", hm, wm, biasm, labelv, loss, 0, statm, argv, nil, nil, nil, false)
+	return b.energyHead("EnergyHead", model.FP32, hm, wm, biasm, labelv, loss, 0, statm, argv, nil, nil, nil, false)
 }
 
 // EnergyHeadGrad is EnergyHead plus the gradients of gradScale * sum_i L_i
 // with respect to h (when dh is not nil), w and bias.
 func (b *Backend) EnergyHeadGrad(hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, dhm, dwm, dbm model.Mat) error {
-	return b.energyHead("EnergyHeadGrad", hm, wm, biasm, labelv, loss, gradScale, statm, argv, dhm, dwm, dbm, true)
+	return b.energyHead("EnergyHeadGrad", model.FP32, hm, wm, biasm, labelv, loss, gradScale, statm, argv, dhm, dwm, dbm, true)
+}
+
+// EnergyHeadPrecision is EnergyHead with the energies' products at
+// precision p (model.EnergyHeadPrecisionOps): on a GPU of compute
+// capability 8.0 or newer the tf32, 3xtf32 and bf16 tiles run on tensor
+// cores (the gt_tc_eh_* kernels); elsewhere on the SIMT kernels with the
+// operands rounded as the SIMT GEMMs round them (3xtf32 there is plain
+// float32).
+func (b *Backend) EnergyHeadPrecision(p model.Precision, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, statm model.Mat, argv model.Ints) error {
+	return b.energyHead("EnergyHead", p, hm, wm, biasm, labelv, loss, 0, statm, argv, nil, nil, nil, false)
+}
+
+// EnergyHeadGradPrecision is EnergyHeadGrad with the energies (forward and
+// the backward's recomputed tiles) at precision p; the gradients' own
+// products stay float32 (kernels/energyhead.cu says why).
+func (b *Backend) EnergyHeadGradPrecision(p model.Precision, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32, statm model.Mat, argv model.Ints, dhm, dwm, dbm model.Mat) error {
+	return b.energyHead("EnergyHeadGrad", p, hm, wm, biasm, labelv, loss, gradScale, statm, argv, dhm, dwm, dbm, true)
+}
+
+// headKernels returns the head's forward, dW and dH kernels for precision
+// p and the flags argument they take: the tensor-core kernels where p is
+// not fp32 and the device has tensor cores (the rule of the GEMMs,
+// tensorCoreGemm), else the SIMT ones: for tf32 and bf16 their _rounded
+// forms, which round the operands as the SIMT GEMMs do.
+func (b *Backend) headKernels(p model.Precision) (fwd, gradW, gradH string, flags int64) {
+	if b.tensorCoreGemm(p, false, true) {
+		// (Prefixes ending in "_": scripts/gpu-check.sh checks that some
+		// kernel of the fatbin completes each.)
+		s := tcPrecisionName(p)
+		return "gt_tc_eh_forward_" + s, "gt_tc_eh_grad_w_" + s, "gt_tc_eh_grad_h_" + s, 0
+	}
+	switch p {
+	case model.TF32:
+		flags = gemmRoundTF32
+	case model.BF16:
+		flags = gemmRoundBF16
+	default:
+		// fp32, and 3xtf32 without tensor cores (plain float32, as the SIMT
+		// GEMMs run it): the kernels without rounding code.
+		return "gt_eh_forward", "gt_eh_grad_w", "gt_eh_grad_h", 0
+	}
+	return "gt_eh_forward_rounded", "gt_eh_grad_w_rounded", "gt_eh_grad_h_rounded", flags
 }
 
 // HeadFilterStats returns how many backward tiles the last EnergyHeadGrad
@@ -89,7 +134,7 @@ func (b *Backend) EnergyHeadGrad(hm, wm, biasm model.Mat, labelv model.Ints, los
 // examined, over its two backward kernels.
 func (b *Backend) HeadFilterStats() (skipped, total int64) { return b.head.skipped, b.head.total }
 
-func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32,
+func (b *Backend) energyHead(op string, p model.Precision, hm, wm, biasm model.Mat, labelv model.Ints, loss model.Loss, gradScale float32,
 	statm model.Mat, argv model.Ints, dhm, dwm, dbm model.Mat, grad bool) error {
 	if err := b.open(); err != nil {
 		return err
@@ -136,6 +181,9 @@ func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.In
 		}
 	}
 	if err := loss.Validate(); err != nil {
+		return fmt.Errorf("device: %s: %w", op, err)
+	}
+	if err := p.Validate(); err != nil {
 		return fmt.Errorf("device: %s: %w", op, err)
 	}
 	if err := backendcheck.EnergyHeadShapes(h, w, bias, labels, stats, amin, dhAny, dwAny, dbAny, grad); err != nil {
@@ -186,9 +234,10 @@ func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.In
 		}
 	}
 	amin.host = nil
-	if err := b.launch(op, "gt_eh_forward", Dim3{X: int(ceilDiv(B, headTile)), Y: int(nChunks), Z: 1}, Dim3{X: threads, Y: 1, Z: 1},
+	fwdK, gradWK, gradHK, flags := b.headKernels(p)
+	if err := b.launch(op, fwdK, Dim3{X: int(ceilDiv(B, headTile)), Y: int(nChunks), Z: 1}, Dim3{X: threads, Y: 1, Z: 1},
 		PtrArg(h.ptr), PtrArg(w.ptr), PtrArg(bias.ptr), PtrArg(labels.ptr), IntArg(B), IntArg(D), IntArg(K), IntArg(chunk),
-		FloatArg(loss.Beta), PtrArg(s.partF), PtrArg(s.partI)); err != nil {
+		FloatArg(loss.Beta), PtrArg(s.partF), PtrArg(s.partI), IntArg(flags)); err != nil {
 		return err
 	}
 	grid, block := b.elemShape(B)
@@ -209,9 +258,9 @@ func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.In
 	if err := grow(&s.counts, &s.countsCap, 8*2*(wBlocks+hBlocks), "tile counts"); err != nil {
 		return err
 	}
-	if err := b.launch(op, "gt_eh_grad_w", Dim3{X: int(wBlocks), Y: 1, Z: 1}, Dim3{X: threads, Y: 1, Z: 1},
+	if err := b.launch(op, gradWK, Dim3{X: int(wBlocks), Y: 1, Z: 1}, Dim3{X: threads, Y: 1, Z: 1},
 		PtrArg(h.ptr), PtrArg(w.ptr), PtrArg(bias.ptr), IntArg(B), IntArg(D), IntArg(K), FloatArg(loss.Beta), IntArg(dense),
-		FloatArg(b.opts.HeadFilter), PtrArg(s.coefF), PtrArg(s.coefI), PtrArg(dw.ptr), PtrArg(db.ptr), PtrArg(s.counts)); err != nil {
+		FloatArg(b.opts.HeadFilter), PtrArg(s.coefF), PtrArg(s.coefI), PtrArg(dw.ptr), PtrArg(db.ptr), PtrArg(s.counts), IntArg(flags)); err != nil {
 		return err
 	}
 	if dh != nil && D > 0 {
@@ -223,9 +272,9 @@ func (b *Backend) energyHead(op string, hm, wm, biasm model.Mat, labelv model.In
 			out = s.dh
 		}
 		countsH := s.counts + Ptr(8*2*wBlocks)
-		if err := b.launch(op, "gt_eh_grad_h", Dim3{X: int(ceilDiv(B, headTile)), Y: int(nGroups), Z: 1}, Dim3{X: threads, Y: 1, Z: 1},
+		if err := b.launch(op, gradHK, Dim3{X: int(ceilDiv(B, headTile)), Y: int(nGroups), Z: 1}, Dim3{X: threads, Y: 1, Z: 1},
 			PtrArg(h.ptr), PtrArg(w.ptr), PtrArg(bias.ptr), IntArg(B), IntArg(D), IntArg(K), IntArg(group), FloatArg(loss.Beta),
-			IntArg(dense), FloatArg(b.opts.HeadFilter), PtrArg(s.coefF), PtrArg(s.coefI), PtrArg(out), PtrArg(countsH)); err != nil {
+			IntArg(dense), FloatArg(b.opts.HeadFilter), PtrArg(s.coefF), PtrArg(s.coefI), PtrArg(out), PtrArg(countsH), IntArg(flags)); err != nil {
 			return err
 		}
 		if nGroups > 1 {

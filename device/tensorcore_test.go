@@ -89,6 +89,15 @@ func TestTensorCoreSuites(t *testing.T) {
 			if c.dense {
 				t.Run("DenseOps", func(t *testing.T) { backendtest.TestDenseOps(t, nb) })
 			}
+			if c.do.NoTensorCores {
+				// The energy head's fallback: the SIMT kernels rounding the
+				// operands (the default conformance run covers the
+				// tensor-core head).
+				// The 65537-answer cases are left to the conformance run:
+				// the fallback's product is the SIMT one TestEnergyHead
+				// runs at that size, its rounding elementwise.
+				t.Run("EnergyHeadPrecision", func(t *testing.T) { backendtest.TestEnergyHeadPrecisionSizes(t, nb, false) })
+			}
 		})
 	}
 }

@@ -27,14 +27,53 @@
 // No atomics and no order that depends on scheduling: every output element
 // is accumulated by one thread, in a fixed order, so the same inputs give
 // the same bits. The energies the backward kernels recompute are bitwise
-// those the forward folded (the same product, gt_eh_product), so P_y <= 1
-// holds exactly against the forward's minimum.
+// those the forward folded (the same product, gt_eh_tile of the same P), so
+// P_y <= 1 holds exactly against the forward's minimum.
 //
-// The inner product is gt_eh_product alone: a register-blocked SIMT tile
-// in gemm.cu's 64 x 64 layout (256 threads, thread (ty, tx) owns rows
-// 4ty+i and answers 4tx+j). Everything else (epilogues, reductions) sees
-// only its accumulator and that layout, so a tensor-core tile (gt_tc_*)
-// with the same contract replaces it without touching the rest.
+// The inner product is gt_eh_tile alone, in gemm.cu's 64 x 64 layout
+// (256 threads, thread (ty, tx) owns rows 4ty+i and answers 4tx+j).
+// Everything else (epilogues, reductions) sees only its accumulator and
+// that layout. The products (the template parameter P of every body, one
+// set of entry points per product; device.Backend.headKernels picks):
+//
+//   gt_eh_*             P = GT_EH_FP32: gt_eh_product, the register-blocked
+//                       SIMT tile (float32 FMA, k in increasing order). The
+//                       reference; flags is ignored (0).
+//   gt_eh_*_rounded     P = GT_EH_ROUNDED: the same product with the
+//                       operands rounded on their way into shared memory as
+//                       flags says (GT_GEMM_ROUND_TF32/BF16,
+//                       gemm_epilogue.cuh): the fallback of the tf32/bf16
+//                       precisions on a device without tensor cores (3xtf32
+//                       there is plain float32, gt_eh_*, as for the SIMT
+//                       GEMMs).
+//   gt_tc_eh_*_{tf32,3xtf32,bf16}
+//                       P = GT_EH_TF32/3XTF32/BF16: gt_eh_tc_product, the
+//                       same 64 x 64 tile on tensor cores (mma.sync m16n8k8
+//                       tf32 or m16n8k16 bf16; 3xtf32 the split of
+//                       gemm_tc.cu, lo*hi + hi*lo + hi*hi), operands
+//                       converted as the fragments are loaded (cvt.rna.tf32,
+//                       cvt.rn.bf16x2). The 8 warps tile the 64 x 64 block
+//                       4 x 2 (16 x 32 each, 4 mma per k step); the warp
+//                       accumulators are then staged through shared memory
+//                       (the memory of the slabs, free once the k loop ends)
+//                       into the (ty, tx) layout, so the epilogues below are
+//                       those of the SIMT path, unchanged. The flags
+//                       argument is ignored.
+//
+// The backward kernels recompute each tile with the product and precision
+// of the forward (the same P, the same operands), so the energies are
+// bitwise the forward's and P_y <= 1 holds exactly against its minimum.
+// The two backward products, dW = -dE^T H and dH = -dE W, stay float32 SIMT
+// (gt_eh_accumulate) on unrounded dE, H and W in every precision: rounding
+// dE to tf32/bf16 would add a relative error of about u sqrt(B) (dW) or
+// u sqrt(K) (dH, K up to 10^6) to gradients the float32 sums give at
+// float32 accuracy. They are two of the five tile products of a dense
+// loss's call (forward, two recomputes, two gradient products), so the
+// tensor-core head is expected at about 2/5 of the SIMT head's time for
+// NLL and MEE; moving them to mma too is the next step (docs/KERNELS.md,
+// "Fused energy head on tensor cores"). The CPU head (cpu/energyhead.go)
+// does the same: rounded operands for the energies, float32 products for
+// the gradients.
 //
 // The sparse part of dE: every loss's gradient is a 1[y = label] + b
 // 1[y = other] + c P_y (energyrow.cuh). The losses without the c term
@@ -49,7 +88,7 @@
 // therefore never filtered. Each block counts the dense tiles it examined
 // and those it did not use in full (counts), so the skipped fraction can
 // be reported.
-#include "gputrain.cuh"
+#include "gemm_epilogue.cuh"
 #include "energyrow.cuh"
 
 #define GT_EH_T 64   // rows and answers per tile
@@ -83,11 +122,15 @@ struct gt_eh_slabs {
 };
 
 // gt_eh_product sets acc[i][j] = sum_{k < D} H[m0 + 4ty + i, k] * W[n0 +
-// 4tx + j, k], k in increasing order, 0 for rows >= B or answers >= K. All
-// threads of the block must call it (it has barriers).
+// 4tx + j, k], k in increasing order, 0 for rows >= B or answers >= K; with
+// ROUND, the operands rounded as the GT_GEMM_ROUND_* bits of flags say
+// (the fp32 kernels do not have the rounding code at all: compiled in, it
+// cost them 22 registers). All threads of the block must call it (it has
+// barriers).
+template <bool ROUND>
 __device__ inline void gt_eh_product(gt_eh_slabs& sl, const float* __restrict__ H, const float* __restrict__ W,
                                      long long B, long long K, long long D, long long m0, long long n0,
-                                     gt_eh_thread t, float (&acc)[4][4]) {
+                                     gt_eh_thread t, long long flags, float (&acc)[4][4]) {
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -100,8 +143,10 @@ __device__ inline void gt_eh_product(gt_eh_slabs& sl, const float* __restrict__ 
             const int e = threadIdx.x + l * GT_THREADS;
             const int r = e / GT_EH_BK, kk = e % GT_EH_BK;
             const long long k = k0 + kk, m = m0 + r, n = n0 + r;
-            sl.a[kk][r] = (m < B && k < D) ? H[m * D + k] : 0.0f;
-            sl.b[kk][r] = (n < K && k < D) ? W[n * D + k] : 0.0f;
+            const float a = (m < B && k < D) ? H[m * D + k] : 0.0f;
+            const float b = (n < K && k < D) ? W[n * D + k] : 0.0f;
+            sl.a[kk][r] = ROUND ? gt_round_operand(a, flags) : a;
+            sl.b[kk][r] = ROUND ? gt_round_operand(b, flags) : b;
         }
         __syncthreads();
 #pragma unroll
@@ -121,46 +166,221 @@ __device__ inline void gt_eh_product(gt_eh_slabs& sl, const float* __restrict__ 
     }
 }
 
+// The products (template parameter P of the kernel bodies); the tensor-core
+// values are gemm_tc.cu's GT_TC_* codes. GT_EH_ROUNDED is the SIMT product
+// rounding its operands as flags says (the tf32/bf16 fallback below sm_80).
+#define GT_EH_ROUNDED (-2)
+#define GT_EH_FP32 (-1)
+#define GT_EH_TF32 0
+#define GT_EH_3XTF32 1
+#define GT_EH_BF16 2
+
+// The tensor-core tile product: GT_EH_TC_BK columns of D per slab, each
+// operand's slab stored along k ([64][BK + PADK] floats, as gemm_tc.cu's
+// along-k tiles and with its paddings, so that every fragment load of a
+// warp hits 32 distinct banks: tf32 rows 20 words apart, 4g + t; bf16 24
+// words, one 64-bit access per k pair). GT_EH_TC_SMEM floats hold either
+// the two slabs (at most 2 x 64 x 24 = 3072) or the staged 64 x 64
+// accumulator (row stride GT_EH_SP): a 64 x GT_EH_SP tile of the backward
+// kernels (G, free while a tile is recomputed) can serve as this memory.
+#define GT_EH_TC_BK 16
+#define GT_EH_TC_PADK(P) ((P) == GT_EH_BF16 ? 8 : 4)
+#define GT_EH_TC_SMEM (GT_EH_T * GT_EH_SP)
+
+#ifdef GT_HAVE_TENSOR_CORES
+// gt_eh_tc_split is gemm_tc.cu's gt_tc_split: hi = tf32(x) and the
+// remainder lo = tf32(x - hi) (0 when hi is not finite).
+__device__ __forceinline__ void gt_eh_tc_split(float x, unsigned& hi, unsigned& lo) {
+    hi = gt_cvt_tf32(x);
+    const float h = __int_as_float((int)hi);
+    lo = isfinite(h) ? gt_cvt_tf32(x - h) : 0u;
+}
+#endif
+
+// gt_eh_tc_product is gt_eh_product on tensor cores at precision P: acc is
+// the same sums in the same (ty, tx) layout, the operands converted for
+// the mma (see the top of the file), each output accumulated by one lane
+// over k in increasing order (one mma chain per 16 x 8 tile), so the same
+// inputs give the same bits. Global loads of the next slab are issued
+// before the mma of the current one (held in registers) so that their
+// latency overlaps the tensor-core work. sm: GT_EH_TC_SMEM floats of
+// shared memory. All threads of the block must call it (it has barriers).
+template <int P>
+__device__ inline void gt_eh_tc_product(float* sm, const float* __restrict__ H, const float* __restrict__ W,
+                                        long long B, long long K, long long D, long long m0, long long n0,
+                                        gt_eh_thread t, float (&acc)[4][4]) {
+#ifdef GT_HAVE_TENSOR_CORES
+    constexpr int BK = GT_EH_TC_BK;
+    constexpr int SK = BK + GT_EH_TC_PADK(P);
+    constexpr int KSTEP = P == GT_EH_BF16 ? 16 : 8;
+    static_assert(2 * GT_EH_T * SK <= GT_EH_TC_SMEM, "the slabs fit the staging tile");
+    static_assert(GT_EH_T * BK == 4 * GT_THREADS, "4 elements of each operand per thread and slab");
+    float* const As = sm;
+    float* const Bs = sm + GT_EH_T * SK;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, q = lane % 4;
+    const int wm0 = (warp / 2) * 16, wn0 = (warp % 2) * 32; // the warp's 16 x 32 block
+    float d[4][4];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int v = 0; v < 4; v++) d[j][v] = 0.0f;
+    // 64 x 16 floats of each operand per slab: 4 per thread, 16 consecutive
+    // k of one row per 16 threads (64-byte runs of H and W).
+    float ra[4], rb[4];
+    auto fetch = [&](long long k0) {
+#pragma unroll
+        for (int l = 0; l < 4; l++) {
+            const int e = threadIdx.x + l * GT_THREADS;
+            const int r = e / BK, kk = e % BK;
+            const long long k = k0 + kk, m = m0 + r, n = n0 + r;
+            ra[l] = (m < B && k < D) ? H[m * D + k] : 0.0f;
+            rb[l] = (n < K && k < D) ? W[n * D + k] : 0.0f;
+        }
+    };
+    if (D > 0) fetch(0);
+    for (long long k0 = 0; k0 < D; k0 += BK) {
+#pragma unroll
+        for (int l = 0; l < 4; l++) {
+            const int e = threadIdx.x + l * GT_THREADS;
+            const int r = e / BK, kk = e % BK;
+            As[r * SK + kk] = ra[l];
+            Bs[r * SK + kk] = rb[l];
+        }
+        __syncthreads();
+        if (k0 + BK < D) fetch(k0 + BK);
+#pragma unroll
+        for (int ks = 0; ks < BK; ks += KSTEP) {
+            unsigned ah[4], al[4], bh[4][2], bl[4][2];
+            const int r = wm0 + g;
+            if (P == GT_EH_BF16) {
+                const gt_f2 p0 = gt_lds2(As + r * SK + ks + 2 * q);
+                const gt_f2 p1 = gt_lds2(As + (r + 8) * SK + ks + 2 * q);
+                const gt_f2 p2 = gt_lds2(As + r * SK + ks + 2 * q + 8);
+                const gt_f2 p3 = gt_lds2(As + (r + 8) * SK + ks + 2 * q + 8);
+                ah[0] = gt_pack_bf16x2(p0.x, p0.y);
+                ah[1] = gt_pack_bf16x2(p1.x, p1.y);
+                ah[2] = gt_pack_bf16x2(p2.x, p2.y);
+                ah[3] = gt_pack_bf16x2(p3.x, p3.y);
+            } else {
+                const float x[4] = {As[r * SK + ks + q], As[(r + 8) * SK + ks + q], As[r * SK + ks + q + 4],
+                                    As[(r + 8) * SK + ks + q + 4]};
+#pragma unroll
+                for (int v = 0; v < 4; v++) {
+                    if (P == GT_EH_3XTF32)
+                        gt_eh_tc_split(x[v], ah[v], al[v]);
+                    else
+                        ah[v] = gt_cvt_tf32(x[v]);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int n = wn0 + 8 * j + g;
+                if (P == GT_EH_BF16) {
+                    const gt_f2 p0 = gt_lds2(Bs + n * SK + ks + 2 * q);
+                    const gt_f2 p1 = gt_lds2(Bs + n * SK + ks + 2 * q + 8);
+                    bh[j][0] = gt_pack_bf16x2(p0.x, p0.y);
+                    bh[j][1] = gt_pack_bf16x2(p1.x, p1.y);
+                    gt_mma_bf16(d[j], ah, bh[j]);
+                } else if (P == GT_EH_3XTF32) {
+                    gt_eh_tc_split(Bs[n * SK + ks + q], bh[j][0], bl[j][0]);
+                    gt_eh_tc_split(Bs[n * SK + ks + q + 4], bh[j][1], bl[j][1]);
+                    // Small terms first, as gemm_tc.cu (and cpu.GemmPrecision).
+                    gt_mma_tf32(d[j], al, bh[j]);
+                    gt_mma_tf32(d[j], ah, bl[j]);
+                    gt_mma_tf32(d[j], ah, bh[j]);
+                } else {
+                    bh[j][0] = gt_cvt_tf32(Bs[n * SK + ks + q]);
+                    bh[j][1] = gt_cvt_tf32(Bs[n * SK + ks + q + 4]);
+                    gt_mma_tf32(d[j], ah, bh[j]);
+                }
+            }
+        }
+        // The slabs are rewritten by the next step (or by the staging).
+        __syncthreads();
+    }
+    // Stage: lane (g, q) holds rows g and g + 8, columns 2q and 2q + 1 of
+    // each 16 x 8 tile j; the block reads them back in the (ty, tx) layout.
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float* row = sm + (wm0 + g + 8 * h) * GT_EH_SP + wn0 + 8 * j + 2 * q;
+            row[0] = d[j][2 * h];
+            row[1] = d[j][2 * h + 1];
+        }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = sm[(4 * t.ty + i) * GT_EH_SP + 4 * t.tx + j];
+    // sm is the next product's slabs (or, in the backward, G).
+    __syncthreads();
+#else
+    // Below sm_80 (the compute_70 PTX): device.Backend never launches the
+    // gt_tc_eh_* kernels there.
+    __trap();
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+#endif
+}
+
+// gt_eh_tile is the tile product of precision P: the SIMT one (pm is a
+// gt_eh_slabs; with GT_EH_ROUNDED flags says how the operands are rounded)
+// or the tensor-core one (pm is GT_EH_TC_SMEM floats; flags unused).
+template <int P>
+__device__ __forceinline__ void gt_eh_tile(void* pm, const float* __restrict__ H, const float* __restrict__ W,
+                                           long long B, long long K, long long D, long long m0, long long n0,
+                                           gt_eh_thread t, long long flags, float (&acc)[4][4]) {
+    if (P == GT_EH_FP32)
+        gt_eh_product<false>(*static_cast<gt_eh_slabs*>(pm), H, W, B, K, D, m0, n0, t, flags, acc);
+    else if (P == GT_EH_ROUNDED)
+        gt_eh_product<true>(*static_cast<gt_eh_slabs*>(pm), H, W, B, K, D, m0, n0, t, flags, acc);
+    else
+        gt_eh_tc_product<P>(static_cast<float*>(pm), H, W, B, K, D, m0, n0, t, acc);
+}
+
 // gt_eh_energy is the energy of an accumulator element: -acc + (-b), the
 // operations of Gemm(alpha = -1) followed by AddRowVector(alpha = -1).
 __device__ inline float gt_eh_energy(float acc, float b) { return -acc + -1.0f * b; }
 
-// gt_eh_forward: see the top of the file. chunk is a multiple of 64.
+// gt_eh_forward_body: see the top of the file. chunk is a multiple of 64.
 // Partial (row, c) is at index row * nChunks + c: floats m, s, mi and E_C
-// (E_C only in the chunk that holds the label), ints am, ai.
-extern "C" __global__ void __launch_bounds__(256)
-    gt_eh_forward(const float* H, const float* W, const float* bias, const int* labels, long long B, long long D,
-                  long long K, long long chunk, double beta, float* partF, int* partI) {
-    __shared__ gt_eh_slabs sl;
-    __shared__ gt_row_part red[GT_EH_T][16];
-    __shared__ float ecs[GT_EH_T];
+// (E_C only in the chunk that holds the label), ints am, ai. pm is the
+// product's shared memory (gt_eh_tile), red and ecs the row merge's.
+template <int P>
+__device__ __forceinline__ void gt_eh_forward_body(void* pm, gt_row_part (*red)[16], float* ecs, const float* H,
+                                                   const float* W, const float* bias, const int* labels, long long B,
+                                                   long long D, long long K, long long chunk, double beta,
+                                                   float* partF, int* partI, long long flags) {
     const gt_eh_thread t = gt_eh_layout();
     const long long m0 = (long long)blockIdx.x * GT_EH_T, c = blockIdx.y, nChunks = gridDim.y;
     const long long lo = c * chunk, hi = lo + chunk < K ? lo + chunk : K;
     const float fbeta = (float)beta;
-    int lab[4];
     gt_row_part p[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const long long row = m0 + 4 * t.ty + i;
-        lab[i] = row < B ? labels[row] : GT_IGNORE;
-        p[i] = gt_part_empty();
-    }
+    for (int i = 0; i < 4; i++) p[i] = gt_part_empty();
     for (long long n0 = lo; n0 < hi; n0 += GT_EH_T) {
         float acc[4][4];
-        gt_eh_product(sl, H, W, B, K, D, m0, n0, t, acc);
+        gt_eh_tile<P>(pm, H, W, B, K, D, m0, n0, t, flags, acc);
         // The epilogue: each energy into its row's summary, answers in
         // increasing order within the thread.
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             if (m0 + 4 * t.ty + i >= B) continue;
+            // The row's label, read per tile (an L1 hit): held across the
+            // tile loop in a 4-element array it was spilled to local memory
+            // on sm_80 (12 bytes, reloaded every tile anyway).
+            const int lab = labels[m0 + 4 * t.ty + i];
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const long long y = n0 + 4 * t.tx + j;
                 if (y >= hi) continue;
                 const float e = gt_eh_energy(acc[i][j], bias[y]);
-                gt_part_add(p[i], e, (int)y, lab[i], fbeta);
-                if (y == lab[i]) ecs[4 * t.ty + i] = e; // one thread of the grid sees the label
+                gt_part_add(p[i], e, (int)y, lab, fbeta);
+                if (y == lab) ecs[4 * t.ty + i] = e; // one thread of the grid sees the label
             }
         }
     }
@@ -266,12 +486,13 @@ __device__ inline int gt_eh_or(int x, int* warpFlags) {
 // and, with filterEps > 0, some probability P_y >= filterEps; else
 // GT_EH_SPARSE when some row's label or other answer (coefficients a, b)
 // lies in the tile, else GT_EH_SKIP.
-__device__ inline int gt_eh_grad_tile(gt_eh_slabs& sl, float (*S)[GT_EH_SP], int* warpFlags, const float* H,
+template <int P>
+__device__ inline int gt_eh_grad_tile(void* pm, float (*S)[GT_EH_SP], int* warpFlags, const float* H,
                                       const float* W, const float* bias, long long B, long long K, long long D,
                                       long long m0, long long n0, const float* coefF, const int* coefI, float fbeta,
-                                      float filterEps, gt_eh_thread t) {
+                                      float filterEps, gt_eh_thread t, long long roundFlags) {
     float acc[4][4];
-    gt_eh_product(sl, H, W, B, K, D, m0, n0, t, acc);
+    gt_eh_tile<P>(pm, H, W, B, K, D, m0, n0, t, roundFlags, acc);
     const bool filter = filterEps > 0.0f;
     int flags = 0; // bit 0: the dense part is needed; bit 1: a label or other answer is here
 #pragma unroll
@@ -389,17 +610,16 @@ __device__ inline void gt_eh_stage(float (*G)[GT_EH_SP], const float* X, long lo
     }
 }
 
-// gt_eh_grad_w: block n owns dW[64n .. 64n+63, :] and the same entries of
-// db. counts[2n] and counts[2n+1] receive the tiles it skipped and the
-// tiles it examined.
-extern "C" __global__ void __launch_bounds__(256)
-    gt_eh_grad_w(const float* H, const float* W, const float* bias, long long B, long long D, long long K,
-                 double beta, long long dense, double filterEps, const float* coefF, const int* coefI, float* dW,
-                 float* db, long long* counts) {
-    __shared__ gt_eh_slabs sl;
-    __shared__ float S[GT_EH_T][GT_EH_SP];
-    __shared__ float G[GT_EH_T][GT_EH_SP];
-    __shared__ int warpFlags[GT_THREADS / 32];
+// gt_eh_grad_w_body: block n owns dW[64n .. 64n+63, :] and the same
+// entries of db. counts[2n] and counts[2n+1] receive the tiles it skipped
+// and the tiles it examined. pm: the product's shared memory (for the
+// tensor-core product G itself, which is free while a tile is recomputed).
+template <int P>
+__device__ __forceinline__ void gt_eh_grad_w_body(void* pm, float (*S)[GT_EH_SP], float (*G)[GT_EH_SP],
+                                                  int* warpFlags, const float* H, const float* W, const float* bias,
+                                                  long long B, long long D, long long K, double beta, long long dense,
+                                                  double filterEps, const float* coefF, const int* coefI, float* dW,
+                                                  float* db, long long* counts, long long flags) {
     const gt_eh_thread t = gt_eh_layout();
     const long long n0 = (long long)blockIdx.x * GT_EH_T;
     // This block's rows of dW start at zero; only this block touches them.
@@ -411,8 +631,8 @@ extern "C" __global__ void __launch_bounds__(256)
     double dbAcc = 0.0;
     long long skipped = 0, total = 0;
     for (long long m0 = 0; m0 < B; m0 += GT_EH_T) {
-        const int what = dense ? gt_eh_grad_tile(sl, S, warpFlags, H, W, bias, B, K, D, m0, n0, coefF, coefI,
-                                                 (float)beta, (float)filterEps, t)
+        const int what = dense ? gt_eh_grad_tile<P>(pm, S, warpFlags, H, W, bias, B, K, D, m0, n0, coefF, coefI,
+                                                    (float)beta, (float)filterEps, t, flags)
                                : GT_EH_SPARSE;
         if (dense) {
             total++;
@@ -439,18 +659,16 @@ extern "C" __global__ void __launch_bounds__(256)
     }
 }
 
-// gt_eh_grad_h: block (x, g) owns rows 64x.. of out + g*B*D (the g-th
+// gt_eh_grad_h_body: block (x, g) owns rows 64x.. of out + g*B*D (the g-th
 // partial of dH, or dH itself when G = 1), summing over the answers
-// [g*group, (g+1)*group) (group a multiple of 64). counts as gt_eh_grad_w's,
-// at index x*G + g.
-extern "C" __global__ void __launch_bounds__(256)
-    gt_eh_grad_h(const float* H, const float* W, const float* bias, long long B, long long D, long long K,
-                 long long group, double beta, long long dense, double filterEps, const float* coefF,
-                 const int* coefI, float* out, long long* counts) {
-    __shared__ gt_eh_slabs sl;
-    __shared__ float S[GT_EH_T][GT_EH_SP];
-    __shared__ float G[GT_EH_T][GT_EH_SP];
-    __shared__ int warpFlags[GT_THREADS / 32];
+// [g*group, (g+1)*group) (group a multiple of 64). counts as
+// gt_eh_grad_w's, at index x*G + g. pm as gt_eh_grad_w_body's.
+template <int P>
+__device__ __forceinline__ void gt_eh_grad_h_body(void* pm, float (*S)[GT_EH_SP], float (*G)[GT_EH_SP],
+                                                  int* warpFlags, const float* H, const float* W, const float* bias,
+                                                  long long B, long long D, long long K, long long group, double beta,
+                                                  long long dense, double filterEps, const float* coefF,
+                                                  const int* coefI, float* out, long long* counts, long long flags) {
     const gt_eh_thread t = gt_eh_layout();
     const long long m0 = (long long)blockIdx.x * GT_EH_T, g = blockIdx.y;
     const long long lo = g * group, hi = lo + group < K ? lo + group : K;
@@ -462,8 +680,8 @@ extern "C" __global__ void __launch_bounds__(256)
     __syncthreads();
     long long skipped = 0, total = 0;
     for (long long n0 = lo; n0 < hi; n0 += GT_EH_T) {
-        const int what = dense ? gt_eh_grad_tile(sl, S, warpFlags, H, W, bias, B, K, D, m0, n0, coefF, coefI,
-                                                 (float)beta, (float)filterEps, t)
+        const int what = dense ? gt_eh_grad_tile<P>(pm, S, warpFlags, H, W, bias, B, K, D, m0, n0, coefF, coefI,
+                                                    (float)beta, (float)filterEps, t, flags)
                                : GT_EH_SPARSE;
         if (dense) {
             total++;
@@ -483,6 +701,134 @@ extern "C" __global__ void __launch_bounds__(256)
         counts[2 * o] = skipped;
         counts[2 * o + 1] = total;
     }
+}
+
+// ---- The entry points ----
+//
+// Spelled out (as in gemm.cu) so that tools scanning for extern "C"
+// kernels, and their static shared memory, see them. The SIMT kernels
+// declare the SIMT slabs; the tensor-core ones a GT_EH_TC_SMEM-float tile
+// instead (forward) or nothing extra (backward: the product runs in G).
+// Every kernel of one pass has the same parameters, flags last, so
+// device.Backend only changes the name.
+//
+// Registers: the SIMT forwards ask for 3 blocks per SM (<= 80 registers),
+// which ptxas meets without spilling on sm_80 and sm_90 and which keeps the
+// 3 blocks of 29 KiB an SM held before the kernels became templates (left
+// alone, ptxas took 101 registers: 2 blocks). The tensor-core forwards spill
+// 40-100 bytes under that bound, so they keep the default (86-87
+// registers, 2 blocks); the backward kernels take 80 (SIMT) and 125-128
+// (tensor cores) registers, 2 blocks of 41 or 33 KiB, without bounds.
+
+#define GT_EH_FWD_PARAMS                                                                                        \
+    const float *H, const float *W, const float *bias, const int *labels, long long B, long long D, long long K, \
+        long long chunk, double beta, float *partF, int *partI, long long flags
+#define GT_EH_FWD_ARGS H, W, bias, labels, B, D, K, chunk, beta, partF, partI, flags
+#define GT_EH_GW_PARAMS                                                                                        \
+    const float *H, const float *W, const float *bias, long long B, long long D, long long K, double beta,      \
+        long long dense, double filterEps, const float *coefF, const int *coefI, float *dW, float *db,        \
+        long long *counts, long long flags
+#define GT_EH_GW_ARGS H, W, bias, B, D, K, beta, dense, filterEps, coefF, coefI, dW, db, counts, flags
+#define GT_EH_GH_PARAMS                                                                                        \
+    const float *H, const float *W, const float *bias, long long B, long long D, long long K, long long group, \
+        double beta, long long dense, double filterEps, const float *coefF, const int *coefI, float *out,      \
+        long long *counts, long long flags
+#define GT_EH_GH_ARGS H, W, bias, B, D, K, group, beta, dense, filterEps, coefF, coefI, out, counts, flags
+
+extern "C" __global__ void __launch_bounds__(256, 3) gt_eh_forward(GT_EH_FWD_PARAMS) {
+    __shared__ gt_eh_slabs sl;
+    __shared__ gt_row_part red[GT_EH_T][16];
+    __shared__ float ecs[GT_EH_T];
+    gt_eh_forward_body<GT_EH_FP32>(&sl, red, ecs, GT_EH_FWD_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_eh_grad_w(GT_EH_GW_PARAMS) {
+    __shared__ gt_eh_slabs sl;
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_w_body<GT_EH_FP32>(&sl, S, G, warpFlags, GT_EH_GW_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_eh_grad_h(GT_EH_GH_PARAMS) {
+    __shared__ gt_eh_slabs sl;
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_h_body<GT_EH_FP32>(&sl, S, G, warpFlags, GT_EH_GH_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256, 3) gt_eh_forward_rounded(GT_EH_FWD_PARAMS) {
+    __shared__ gt_eh_slabs sl;
+    __shared__ gt_row_part red[GT_EH_T][16];
+    __shared__ float ecs[GT_EH_T];
+    gt_eh_forward_body<GT_EH_ROUNDED>(&sl, red, ecs, GT_EH_FWD_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_eh_grad_w_rounded(GT_EH_GW_PARAMS) {
+    __shared__ gt_eh_slabs sl;
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_w_body<GT_EH_ROUNDED>(&sl, S, G, warpFlags, GT_EH_GW_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_eh_grad_h_rounded(GT_EH_GH_PARAMS) {
+    __shared__ gt_eh_slabs sl;
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_h_body<GT_EH_ROUNDED>(&sl, S, G, warpFlags, GT_EH_GH_ARGS);
+}
+
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_forward_tf32(GT_EH_FWD_PARAMS) {
+    __shared__ float tcs[GT_EH_TC_SMEM];
+    __shared__ gt_row_part red[GT_EH_T][16];
+    __shared__ float ecs[GT_EH_T];
+    gt_eh_forward_body<GT_EH_TF32>(tcs, red, ecs, GT_EH_FWD_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_grad_w_tf32(GT_EH_GW_PARAMS) {
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_w_body<GT_EH_TF32>(&G[0][0], S, G, warpFlags, GT_EH_GW_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_grad_h_tf32(GT_EH_GH_PARAMS) {
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_h_body<GT_EH_TF32>(&G[0][0], S, G, warpFlags, GT_EH_GH_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_forward_3xtf32(GT_EH_FWD_PARAMS) {
+    __shared__ float tcs[GT_EH_TC_SMEM];
+    __shared__ gt_row_part red[GT_EH_T][16];
+    __shared__ float ecs[GT_EH_T];
+    gt_eh_forward_body<GT_EH_3XTF32>(tcs, red, ecs, GT_EH_FWD_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_grad_w_3xtf32(GT_EH_GW_PARAMS) {
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_w_body<GT_EH_3XTF32>(&G[0][0], S, G, warpFlags, GT_EH_GW_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_grad_h_3xtf32(GT_EH_GH_PARAMS) {
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_h_body<GT_EH_3XTF32>(&G[0][0], S, G, warpFlags, GT_EH_GH_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_forward_bf16(GT_EH_FWD_PARAMS) {
+    __shared__ float tcs[GT_EH_TC_SMEM];
+    __shared__ gt_row_part red[GT_EH_T][16];
+    __shared__ float ecs[GT_EH_T];
+    gt_eh_forward_body<GT_EH_BF16>(tcs, red, ecs, GT_EH_FWD_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_grad_w_bf16(GT_EH_GW_PARAMS) {
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_w_body<GT_EH_BF16>(&G[0][0], S, G, warpFlags, GT_EH_GW_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) gt_tc_eh_grad_h_bf16(GT_EH_GH_PARAMS) {
+    __shared__ float S[GT_EH_T][GT_EH_SP];
+    __shared__ float G[GT_EH_T][GT_EH_SP];
+    __shared__ int warpFlags[GT_THREADS / 32];
+    gt_eh_grad_h_body<GT_EH_BF16>(&G[0][0], S, G, warpFlags, GT_EH_GH_ARGS);
 }
 
 // gt_eh_grad_h_merge: dH[e] = sum_{g < G} part[g][e], g in order.

@@ -179,6 +179,8 @@ func (m *cbowModel) headForward(x Mat) (Mat, *Param, *Param, error) {
 
 func (m *cbowModel) headInputGrad() Mat { return m.inner.headInputGrad() }
 
+func (m *cbowModel) headPrecision() Precision { return m.inner.headPrecision() }
+
 func (m *cbowModel) headBackward() error {
 	if err := m.inner.headBackward(); err != nil {
 		return err

@@ -41,3 +41,45 @@ type EnergyHeadOps interface {
 	// gradient), dh (B x D) with the gradients above.
 	EnergyHeadGrad(h, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error
 }
+
+// EnergyHeadPrecisionOps is an optional Backend capability beside
+// EnergyHeadOps: the fused energy head with the energies' products at a
+// Precision other than FP32, the model's own (Config.Precision), so that a
+// dense model's last layer computes the same energies through the head as
+// through DenseForward. The operands h and w of E = -(h w^T + bias) are
+// rounded as GemmPrecision rounds them (TF32, BF16: each element; TF32x3:
+// the three-product split); the bias is not rounded. EnergyHeadGradPrecision
+// recomputes the energies with the same products, so the probabilities of
+// the backward are those of the forward; the gradients' own products
+// (dh = -dE w, dw = -dE^T h) are float32 on unrounded operands on every
+// backend. FP32 is exactly EnergyHeadOps.
+//
+// The loss pass uses it for a model whose precision is not FP32; a
+// backend with EnergyHeadOps but without this capability gets the
+// materializing path for such a model.
+type EnergyHeadPrecisionOps interface {
+	EnergyHeadPrecision(p Precision, h, w, bias Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error
+	EnergyHeadGradPrecision(p Precision, h, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error
+}
+
+// headAt is the energy head of one precision: EnergyHeadOps for FP32,
+// EnergyHeadPrecisionOps at p otherwise.
+type headAt struct {
+	ops  EnergyHeadOps
+	pops EnergyHeadPrecisionOps
+	p    Precision
+}
+
+func (h headAt) forward(x, w, bias Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error {
+	if h.p == FP32 {
+		return h.ops.EnergyHead(x, w, bias, labels, loss, stats, argmin)
+	}
+	return h.pops.EnergyHeadPrecision(h.p, x, w, bias, labels, loss, stats, argmin)
+}
+
+func (h headAt) grad(x, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error {
+	if h.p == FP32 {
+		return h.ops.EnergyHeadGrad(x, w, bias, labels, loss, gradScale, stats, argmin, dh, dw, db)
+	}
+	return h.pops.EnergyHeadGradPrecision(h.p, x, w, bias, labels, loss, gradScale, stats, argmin, dh, dw, db)
+}

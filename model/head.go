@@ -25,17 +25,31 @@ type headModel interface {
 	// headBackward back-propagates dL/dh (in headInputGrad) through the
 	// layers below the head, overwriting their gradients.
 	headBackward() error
+	// headPrecision is the precision of the head's products (the model's
+	// Config.Precision).
+	headPrecision() Precision
 }
 
-// fusedHead returns the backend's energy head and m as a headModel when
-// the loss pass can use them.
-func fusedHead(b Backend, m EnergyModel) (EnergyHeadOps, headModel, bool) {
+// fusedHead returns the backend's energy head at m's precision and m as a
+// headModel when the loss pass can use them: a precision other than FP32
+// needs EnergyHeadPrecisionOps (else the materializing path computes the
+// model's energies at its precision).
+func fusedHead(b Backend, m EnergyModel) (headAt, headModel, bool) {
 	ops, ok := b.(EnergyHeadOps)
 	if !ok {
-		return nil, nil, false
+		return headAt{}, nil, false
 	}
 	hm, ok := m.(headModel)
-	return ops, hm, ok
+	if !ok {
+		return headAt{}, nil, false
+	}
+	h := headAt{ops: ops, p: hm.headPrecision()}
+	if h.p != FP32 {
+		if h.pops, ok = b.(EnergyHeadPrecisionOps); !ok {
+			return headAt{}, nil, false
+		}
+	}
+	return h, hm, true
 }
 
 // lossPass runs m on the batch x with labels y and writes the per-row
@@ -52,12 +66,12 @@ func lossPass(b Backend, m EnergyModel, x Mat, y Ints, loss Loss, scale float32,
 			return nil, err
 		}
 		if !grad {
-			if err := ops.EnergyHead(h, w.Value, bias.Value, y, loss, stats, argmin); err != nil {
+			if err := ops.forward(h, w.Value, bias.Value, y, loss, stats, argmin); err != nil {
 				return nil, fmt.Errorf("energy head: %w", err)
 			}
 			return nil, nil
 		}
-		if err := ops.EnergyHeadGrad(h, w.Value, bias.Value, y, loss, scale, stats, argmin, hm.headInputGrad(), w.Grad, bias.Grad); err != nil {
+		if err := ops.grad(h, w.Value, bias.Value, y, loss, scale, stats, argmin, hm.headInputGrad(), w.Grad, bias.Grad); err != nil {
 			return nil, fmt.Errorf("energy head: %w", err)
 		}
 		return hm.headBackward, nil
@@ -87,6 +101,8 @@ func (m *dense) headForward(x Mat) (Mat, *Param, *Param, error) {
 	L := m.hiddenLayers()
 	return h, m.w[L], m.bias[L], nil
 }
+
+func (m *dense) headPrecision() Precision { return m.prec }
 
 func (m *dense) headInputGrad() Mat {
 	if m.last == nil {

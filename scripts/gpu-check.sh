@@ -24,8 +24,9 @@
 #         D=1024 K=32768);
 #      3) the same workloads in PyTorch (scripts/gpu_bench_torch.py: fp32
 #         and TF32 matmul, cross_entropy, the training steps); then the
-#         fused energy head, B=4096 D=256 K=131072, gputrain (fused and
-#         materializing) and PyTorch cross_entropy (scripts/gpu_bench_head.py);
+#         fused energy head, B=4096 D=256 K=131072, gputrain (fused in fp32
+#         and on the tf32 tensor-core tiles, and materializing) and PyTorch
+#         cross_entropy (scripts/gpu_bench_head.py);
 #      4) compute-sanitizer memcheck and racecheck on a reduced suite
 #         (TestSanitizerReduced: every GEMM kernel family, the fused dense
 #         operations, a training step);
@@ -177,15 +178,22 @@ run() {
 	step "PyTorch baselines" 90 "$out/bench-torch.log" \
 		python3 scripts/gpu_bench_torch.py bench "$out/bench-torch.json"
 
-	# 3b) The fused energy head (issue 10): gputrain's head and its
-	#    materializing path against PyTorch's cross_entropy (fp32, TF32).
-	local hb="--batch 4096 --dim 256 --answers 131072 --reps 5 --warmup 1 --json" op
-	for op in energy-head energy-head-materializing; do
+	# 3b) The fused energy head (issue 10): gputrain's head in fp32 (SIMT
+	#    tiles) and tf32 (tensor-core tiles, gt_tc_eh_*), its materializing
+	#    path, against PyTorch's cross_entropy (fp32, TF32). Three steps of
+	#    25 s where two of 40 s were: each is a process start, one warm-up
+	#    and 5 calls of well under a second.
+	local hb="--batch 4096 --dim 256 --answers 131072 --reps 5 --warmup 1 --json" run
+	for run in energy-head:fp32 energy-head:tf32 energy-head-materializing:fp32; do
+		local op=${run%%:*} prec=${run##*:}
 		# shellcheck disable=SC2086
-		if step "gputrain bench --op $op" 40 "$out/bench-$op.json" "$dir/gputrain" bench --backend cuda --op $op $hb; then
-			note "    $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f ms, device memory in use %s MiB" % (1e3*r["median_s"], r.get("device_used_bytes",0)//2**20))' "$out/bench-$op.json")"
+		if step "gputrain bench --op $op --precision $prec" 25 "$out/bench-$op-$prec.json" "$dir/gputrain" bench --backend cuda --op $op --precision $prec $hb; then
+			note "    $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.3f ms, device memory in use %s MiB" % (1e3*r["median_s"], r.get("device_used_bytes",0)//2**20))' "$out/bench-$op-$prec.json")"
 		fi
 	done
+	if [ -s "$out/bench-energy-head-fp32.json" ] && [ -s "$out/bench-energy-head-tf32.json" ]; then
+		note "    energy head tf32 (tensor cores) vs fp32 (SIMT): $(python3 -c 'import json,sys; t=[json.load(open(f))["results"][0]["median_s"] for f in sys.argv[1:]]; print("%.2fx faster" % (t[0]/t[1]))' "$out/bench-energy-head-fp32.json" "$out/bench-energy-head-tf32.json")"
+	fi
 	if step "PyTorch head baseline" 60 "$out/bench-head-torch.txt" python3 scripts/gpu_bench_head.py; then
 		while read -r l; do note "    $l"; done <"$out/bench-head-torch.txt"
 	fi

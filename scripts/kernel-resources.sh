@@ -22,9 +22,12 @@
 # contract of OWNERS.md), the energy-loss kernels (gt_energy_loss*, whose
 # element loops run over every answer) and the optimizers (gt_sgd_*,
 # gt_momentum_*, gt_adam_*: the per-tensor steps and the multi-tensor
-# launches, and any gt_*optim* kernel) and the chain recursion's
+# launches, and any gt_*optim* kernel), the chain recursion's
 # per-position kernels (gt_chain_block_*, gt_chain_step_*: a K x K
-# semiring product per step). The other kernels (elementwise maps, column
+# semiring product per step) and the fused energy head's tile kernels
+# (gt_eh_forward, gt_eh_grad_w, gt_eh_grad_h, their _rounded SIMT
+# fallbacks and their tensor-core forms gt_tc_eh_*, already hot as gt_tc_*:
+# a 64 x 64 x D product and its epilogue per tile, over every answer). The other kernels (elementwise maps, column
 # sums, argmin, label checks, joint tables, the chains' finishing passes)
 # are single memory-bound passes where a spill shows in the table but does
 # not fail CI.
@@ -46,6 +49,7 @@ gt_energy_loss_cached 72 48 per-row code only (the prologue and gt_row_finish, r
 hot() {
 	case "$1" in
 	gt_gemm_* | gt_tc_* | gt_energy_loss* | gt_sgd_* | gt_momentum_* | gt_adam_* | gt_*optim* | gt_chain_block_* | gt_chain_step_*) return 0 ;;
+	gt_eh_forward | gt_eh_grad_w | gt_eh_grad_h | gt_eh_forward_rounded | gt_eh_grad_w_rounded | gt_eh_grad_h_rounded) return 0 ;;
 	esac
 	return 1
 }

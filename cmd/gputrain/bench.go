@@ -41,7 +41,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed calls before them, >= 0"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random inputs"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of the table"},
-			precisionFlag("precision of the GEMMs and of the training step's products"),
+			precisionFlag("precision of the GEMMs, of the training step's products and of --op energy-head"),
 		}, headBenchFlags()...),
 		OnUsageError: usageError,
 		Action:       benchAction,

@@ -97,15 +97,30 @@ func benchHead(b model.Backend, o benchOptions, D, K int, materialize bool) (res
 	f := func() error {
 		return b.(model.EnergyHeadOps).EnergyHeadGrad(h, w, bias, labels, o.Loss, scale, stats, argmin, dh, dw, db)
 	}
+	if o.Precision != model.FP32 {
+		// --precision: the head's energies at that precision (tensor-core
+		// tiles on sm_80+), as a model of that precision runs them.
+		op += " " + o.Precision.String()
+		pops, ok := b.(model.EnergyHeadPrecisionOps)
+		if !ok {
+			return nil, fmt.Errorf("backend %s has no %v energy head (model.EnergyHeadPrecisionOps)", b.Name(), o.Precision)
+		}
+		f = func() error {
+			return pops.EnergyHeadGradPrecision(o.Precision, h, w, bias, labels, o.Loss, scale, stats, argmin, dh, dw, db)
+		}
+	}
 	if materialize {
 		op = benchOpHeadMaterial + " " + o.Loss.String()
+		if o.Precision != model.FP32 {
+			op += " " + o.Precision.String()
+		}
 		e := a.output(B, K)
 		if a.err != nil {
 			return nil, a.err
 		}
 		f = func() error {
 			for _, step := range []func() error{
-				func() error { return b.Gemm(false, true, -1, h, w, 0, e) },
+				func() error { return model.GemmAt(b, o.Precision, false, true, -1, h, w, 0, e) },
 				func() error { return b.AddRowVector(e, -1, bias) },
 				func() error { return b.EnergyLoss(e, labels, o.Loss, scale, stats, argmin) },
 				func() error { return b.Gemm(true, false, -1, e, h, 0, dw) },

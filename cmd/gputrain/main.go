@@ -127,7 +127,7 @@ func commonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "backend", Value: autoBackend, Usage: backendFlagUsage()},
 		&cli.IntFlag{Name: "limit", Usage: "use only the first N training rows (0: all)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-		precisionFlag("precision of the dense layers' matrix products"),
+		precisionFlag("precision of the dense layers' matrix products (the fused energy head's included)"),
 	}, append(append(append(append(csvFlags(), splitFlags()...), loopFlags()...), seqFlags()...), textFlags()...)...)
 }
 

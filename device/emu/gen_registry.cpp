@@ -45,7 +45,7 @@ extern "C" const char* const gt_emu_inputs[] = {
     "kernels/chain.cu", "1213ab013428822912fd63ecacd93fe73001462fac9bd99610d0937affdc29a4",
     "kernels/elementwise.cu", "731a28a5494181ebc68cc6c60bbddc3d18cb7d44efd9f7148c8f15e1252ff6ed",
     "kernels/embedding.cu", "d01b67e4b342f07f3311a01acc8cd5dcf37972fbf1b23990317759706b7497ae",
-    "kernels/energyhead.cu", "1d3b7e562dc30ae3c923bae4f714654b5930aae53f4ad73892e2c4ac4ab89875",
+    "kernels/energyhead.cu", "7e039e0c3f2e336cc7a1719d96f0649b5a9d36c51f4aefa974e4d6a6ed8dbb16",
     "kernels/energyloss.cu", "8f15388477b5ef169f13c2f24ecde9b405ac09ccb8f2bdd4f4debe695e6390a6",
     "kernels/energyrow.cuh", "d804730d01ff52eff3ab1e5d032bc41aa4178b6ce8c7301a751e34706b74e111",
     "kernels/gemm.cu", "cb118d7ce92fdf9d17a051cf4095e75cb3de9097e7c77b349ea3f6e0fc46ce5b",

@@ -18,6 +18,22 @@ import (
 //
 // Under -short the few large cases are skipped (see skipIfBig).
 func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
+	TestBackendWith(t, newBackend, Options{})
+}
+
+// Options narrow what TestBackendWith runs, for a backend that the caller
+// also runs under TestBackend in another configuration (an emulated device
+// in a second thread order, say), where repeating the slowest cases adds
+// time but no coverage.
+type Options struct {
+	// SkipHugeHeadPrecision narrows TestEnergyHeadPrecision to NLL and
+	// skips its 65537-answer cases (as -short does):
+	// TestEnergyHeadPrecisionSizes(huge = false).
+	SkipHugeHeadPrecision bool
+}
+
+// TestBackendWith is TestBackend narrowed by o.
+func TestBackendWith(t *testing.T, newBackend func(t *testing.T) model.Backend, o Options) {
 	t.Run("UploadDownload", func(t *testing.T) { TestUploadDownload(t, newBackend) })
 	t.Run("Gemm", func(t *testing.T) { TestGemm(t, newBackend) })
 	t.Run("AddRowVector", func(t *testing.T) { TestAddRowVector(t, newBackend) })
@@ -32,6 +48,9 @@ func TestBackend(t *testing.T, newBackend func(t *testing.T) model.Backend) {
 	t.Run("ChainOps", func(t *testing.T) { TestChainOps(t, newBackend) })
 	t.Run("StepOps", func(t *testing.T) { TestStepOps(t, newBackend) })
 	t.Run("EnergyHead", func(t *testing.T) { TestEnergyHead(t, newBackend) })
+	t.Run("EnergyHeadPrecision", func(t *testing.T) {
+		TestEnergyHeadPrecisionSizes(t, newBackend, !o.SkipHugeHeadPrecision)
+	})
 	t.Run("Embedding", func(t *testing.T) { TestEmbedding(t, newBackend) })
 	t.Run("Sampled", func(t *testing.T) { TestSampled(t, newBackend) })
 	t.Run("GemmPrecision", func(t *testing.T) { TestGemmPrecision(t, newBackend) })

@@ -49,10 +49,13 @@ type ehCase struct {
 	labels       []int32
 	tied         bool // answers duplicated on purpose: no redrawing
 	hugeEnergies bool // biases of +-1e30
+	// prec is the precision of the energies' products (the head through
+	// model.EnergyHeadPrecisionOps unless FP32; see ehEnergies).
+	prec model.Precision
 }
 
 func (c *ehCase) String() string {
-	return fmt.Sprintf("EnergyHead(%v, beta=%v, B=%d, D=%d, K=%d, gradScale=%v)", c.loss, c.loss.Beta, c.b, c.d, c.k, c.gradScale)
+	return fmt.Sprintf("EnergyHead(%v, %v, beta=%v, B=%d, D=%d, K=%d, gradScale=%v)", c.prec, c.loss, c.loss.Beta, c.b, c.d, c.k, c.gradScale)
 }
 
 // ehRef is the float64 reference of one case, with the allowed errors.
@@ -67,17 +70,35 @@ type ehRef struct {
 }
 
 // ehEnergies returns E (B x K) in float64 and each element's error bound.
+// At TF32 and BF16 the products are those of the operands rounded by
+// refRound (the reference's own rounding, not the backend's), exact in
+// float64, and the bound is twice the float32 one: a tensor core's
+// accumulation inside an mma is not documented to round to nearest
+// (gemm_tc.cu). At TF32x3 E is the unrounded product and the bound that of
+// GemmPrecision's split (precisionGemmTol): three chains of D products and
+// the split's own error, a few u per product.
 func ehEnergies(c *ehCase, rows []int) (e, tol []float64) {
 	e = make([]float64, c.b*c.k)
 	tol = make([]float64, c.b*c.k)
 	g := gamma(c.d, 2)
+	op := func(x float32) float64 { return float64(x) }
+	switch c.prec {
+	case model.TF32:
+		g = 2 * g
+		op = func(x float32) float64 { return refRound(x, 10, true) }
+	case model.BF16:
+		g = 2 * g
+		op = func(x float32) float64 { return refRound(x, 7, false) }
+	case model.TF32x3:
+		g = precisionGemmTol(model.TF32x3, c.d)
+	}
 	for _, i := range rows {
 		hr := c.h[i*c.d : (i+1)*c.d]
 		for y := 0; y < c.k; y++ {
 			wr := c.w[y*c.d : (y+1)*c.d]
 			var s, mag float64
 			for d, x := range hr {
-				p := float64(x) * float64(wr[d])
+				p := op(x) * op(wr[d])
 				s += p
 				mag += math.Abs(p)
 			}
@@ -124,7 +145,13 @@ func ehSeparated(e, tol []float64, label int, l model.Loss) bool {
 // in [-0.5, 0.5], labels uniform with a fraction ignored (never row 0);
 // rows too close to a tie or a kink are redrawn (new h row).
 func newEHCase(h *helper, B, D, K int, l model.Loss, gs float32, ignored float64) (*ehCase, int) {
-	c := &ehCase{b: B, d: D, k: K, loss: l, gradScale: gs}
+	return newEHCaseAt(h, model.FP32, B, D, K, l, gs, ignored)
+}
+
+// newEHCaseAt is newEHCase for the energies at precision p (the rows kept
+// clear of ties at that precision's energies and error bounds).
+func newEHCaseAt(h *helper, p model.Precision, B, D, K int, l model.Loss, gs float32, ignored float64) (*ehCase, int) {
+	c := &ehCase{b: B, d: D, k: K, loss: l, gradScale: gs, prec: p}
 	c.h = h.uniform(B*D, -1, 1)
 	lim := 2 / math.Sqrt(float64(D))
 	c.w = h.uniform(K*D, -lim, lim)
@@ -348,7 +375,7 @@ func callMaterializing(t *testing.T, h *helper, c *ehCase, m ehMats) ehOutputs {
 	e := h.poisoned(c.b, c.k)
 	stats, am := h.poisoned(c.b, model.NumStats), h.poisonedInts(c.b)
 	dh, dw, db := h.poisoned(c.b, c.d), h.poisoned(c.k, c.d), h.poisoned(1, c.k)
-	must(t, "materializing Gemm", func() error { return b.Gemm(false, true, -1, m.h, m.w, 0, e) })
+	must(t, "materializing Gemm", func() error { return model.GemmAt(b, c.prec, false, true, -1, m.h, m.w, 0, e) })
 	must(t, "materializing AddRowVector", func() error { return b.AddRowVector(e, -1, m.bias) })
 	must(t, "materializing EnergyLoss", func() error { return b.EnergyLoss(e, m.labels, c.loss, c.gradScale, stats, am) })
 	must(t, "materializing dw", func() error { return b.Gemm(true, false, -1, e, m.h, 0, dw) })
