@@ -1,5 +1,7 @@
 package model
 
+import "fmt"
+
 // EnergyHeadOps is an optional Backend capability: the fused energy head,
 // the last (linear) layer of an energy model together with its loss, for
 // answer spaces too large to hold the energies of a batch.
@@ -62,24 +64,51 @@ type EnergyHeadPrecisionOps interface {
 	EnergyHeadGradPrecision(p Precision, h, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error
 }
 
-// headAt is the energy head of one precision: EnergyHeadOps for FP32,
-// EnergyHeadPrecisionOps at p otherwise.
-type headAt struct {
-	ops  EnergyHeadOps
-	pops EnergyHeadPrecisionOps
-	p    Precision
+// HasEnergyHeadAt reports whether b has the fused energy head at
+// precision p: EnergyHeadOps, and for a p other than FP32
+// EnergyHeadPrecisionOps too.
+func HasEnergyHeadAt(b Backend, p Precision) bool {
+	if _, ok := b.(EnergyHeadOps); !ok {
+		return false
+	}
+	if p == FP32 {
+		return true
+	}
+	_, ok := b.(EnergyHeadPrecisionOps)
+	return ok
 }
 
-func (h headAt) forward(x, w, bias Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error {
-	if h.p == FP32 {
-		return h.ops.EnergyHead(x, w, bias, labels, loss, stats, argmin)
+// EnergyHeadAt is the fused head's forward at precision p, as GemmAt is
+// Gemm at p: EnergyHead for FP32, EnergyHeadPrecision otherwise.
+func EnergyHeadAt(b Backend, p Precision, h, w, bias Mat, labels Ints, loss Loss, stats Mat, argmin Ints) error {
+	if err := CheckEnergyHeadAt(b, p); err != nil {
+		return err
 	}
-	return h.pops.EnergyHeadPrecision(h.p, x, w, bias, labels, loss, stats, argmin)
+	if p == FP32 {
+		return b.(EnergyHeadOps).EnergyHead(h, w, bias, labels, loss, stats, argmin)
+	}
+	return b.(EnergyHeadPrecisionOps).EnergyHeadPrecision(p, h, w, bias, labels, loss, stats, argmin)
 }
 
-func (h headAt) grad(x, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error {
-	if h.p == FP32 {
-		return h.ops.EnergyHeadGrad(x, w, bias, labels, loss, gradScale, stats, argmin, dh, dw, db)
+// EnergyHeadGradAt is EnergyHeadAt with the gradients: EnergyHeadGrad for
+// FP32, EnergyHeadGradPrecision otherwise.
+func EnergyHeadGradAt(b Backend, p Precision, h, w, bias Mat, labels Ints, loss Loss, gradScale float32, stats Mat, argmin Ints, dh, dw, db Mat) error {
+	if err := CheckEnergyHeadAt(b, p); err != nil {
+		return err
 	}
-	return h.pops.EnergyHeadGradPrecision(h.p, x, w, bias, labels, loss, gradScale, stats, argmin, dh, dw, db)
+	if p == FP32 {
+		return b.(EnergyHeadOps).EnergyHeadGrad(h, w, bias, labels, loss, gradScale, stats, argmin, dh, dw, db)
+	}
+	return b.(EnergyHeadPrecisionOps).EnergyHeadGradPrecision(p, h, w, bias, labels, loss, gradScale, stats, argmin, dh, dw, db)
+}
+
+// CheckEnergyHeadAt is HasEnergyHeadAt as an error naming what b lacks.
+func CheckEnergyHeadAt(b Backend, p Precision) error {
+	if HasEnergyHeadAt(b, p) {
+		return nil
+	}
+	if _, ok := b.(EnergyHeadOps); !ok {
+		return fmt.Errorf("backend %s has no fused energy head (model.EnergyHeadOps)", b.Name())
+	}
+	return fmt.Errorf("backend %s has no %v energy head (model.EnergyHeadPrecisionOps)", b.Name(), p)
 }

@@ -30,26 +30,16 @@ type headModel interface {
 	headPrecision() Precision
 }
 
-// fusedHead returns the backend's energy head at m's precision and m as a
-// headModel when the loss pass can use them: a precision other than FP32
-// needs EnergyHeadPrecisionOps (else the materializing path computes the
+// fusedHead returns m as a headModel, and its precision, when the loss
+// pass can run its last layer on the backend's fused head at that
+// precision (HasEnergyHeadAt; else the materializing path computes the
 // model's energies at its precision).
-func fusedHead(b Backend, m EnergyModel) (headAt, headModel, bool) {
-	ops, ok := b.(EnergyHeadOps)
-	if !ok {
-		return headAt{}, nil, false
-	}
+func fusedHead(b Backend, m EnergyModel) (headModel, Precision, bool) {
 	hm, ok := m.(headModel)
-	if !ok {
-		return headAt{}, nil, false
+	if !ok || !HasEnergyHeadAt(b, hm.headPrecision()) {
+		return nil, FP32, false
 	}
-	h := headAt{ops: ops, p: hm.headPrecision()}
-	if h.p != FP32 {
-		if h.pops, ok = b.(EnergyHeadPrecisionOps); !ok {
-			return headAt{}, nil, false
-		}
-	}
-	return h, hm, true
+	return hm, hm.headPrecision(), true
 }
 
 // lossPass runs m on the batch x with labels y and writes the per-row
@@ -60,18 +50,18 @@ func fusedHead(b Backend, m EnergyModel) (headAt, headModel, bool) {
 // the loss (the trainer stops before a non-finite step). Without grad,
 // backward is nil.
 func lossPass(b Backend, m EnergyModel, x Mat, y Ints, loss Loss, scale float32, stats Mat, argmin Ints, grad bool) (backward func() error, err error) {
-	if ops, hm, ok := fusedHead(b, m); ok {
+	if hm, p, ok := fusedHead(b, m); ok {
 		h, w, bias, err := hm.headForward(x)
 		if err != nil {
 			return nil, err
 		}
 		if !grad {
-			if err := ops.forward(h, w.Value, bias.Value, y, loss, stats, argmin); err != nil {
+			if err := EnergyHeadAt(b, p, h, w.Value, bias.Value, y, loss, stats, argmin); err != nil {
 				return nil, fmt.Errorf("energy head: %w", err)
 			}
 			return nil, nil
 		}
-		if err := ops.grad(h, w.Value, bias.Value, y, loss, scale, stats, argmin, hm.headInputGrad(), w.Grad, bias.Grad); err != nil {
+		if err := EnergyHeadGradAt(b, p, h, w.Value, bias.Value, y, loss, scale, stats, argmin, hm.headInputGrad(), w.Grad, bias.Grad); err != nil {
 			return nil, fmt.Errorf("energy head: %w", err)
 		}
 		return hm.headBackward, nil

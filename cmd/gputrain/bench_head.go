@@ -94,20 +94,16 @@ func benchHead(b model.Backend, o benchOptions, D, K int, materialize bool) (res
 	shape := fmt.Sprintf("B=%d D=%d K=%d", B, D, K)
 	flops := 6 * int64(B) * int64(D) * int64(K)
 	op := benchOpHead + " " + o.Loss.String()
-	f := func() error {
-		return b.(model.EnergyHeadOps).EnergyHeadGrad(h, w, bias, labels, o.Loss, scale, stats, argmin, dh, dw, db)
-	}
 	if o.Precision != model.FP32 {
 		// --precision: the head's energies at that precision (tensor-core
 		// tiles on sm_80+), as a model of that precision runs them.
 		op += " " + o.Precision.String()
-		pops, ok := b.(model.EnergyHeadPrecisionOps)
-		if !ok {
-			return nil, fmt.Errorf("backend %s has no %v energy head (model.EnergyHeadPrecisionOps)", b.Name(), o.Precision)
+		if err := model.CheckEnergyHeadAt(b, o.Precision); err != nil {
+			return nil, err
 		}
-		f = func() error {
-			return pops.EnergyHeadGradPrecision(o.Precision, h, w, bias, labels, o.Loss, scale, stats, argmin, dh, dw, db)
-		}
+	}
+	f := func() error {
+		return model.EnergyHeadGradAt(b, o.Precision, h, w, bias, labels, o.Loss, scale, stats, argmin, dh, dw, db)
 	}
 	if materialize {
 		op = benchOpHeadMaterial + " " + o.Loss.String()
