@@ -1,7 +1,5 @@
 package cpu
 
-import "sync"
-
 // The blocked GEMM behind Gemm when the AVX2+FMA micro-kernel is available,
 // in the GotoBLAS/BLIS layout: for each block of kcBlock along k, op(B) is
 // packed into 16-column micro-panels (kept in L1 while used) and op(A), in
@@ -155,30 +153,4 @@ func packB(transB bool, bd []float32, n, k, pc, kc, j0 int, dst []float32) {
 			dst[p*nr+j] = 0
 		}
 	}
-}
-
-// forChunks splits [0, n) into `chunks` contiguous ranges (fewer when n is
-// smaller) and runs f on each, chunk 0 on the calling goroutine.
-func forChunks(n, chunks int, f func(chunk, lo, hi int)) {
-	chunks = min(chunks, n)
-	if chunks <= 1 {
-		f(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	var panics workerPanics // a worker's panic reaches the caller (parallel.go)
-	wg.Add(chunks - 1)
-	for ch := 1; ch < chunks; ch++ {
-		go func() {
-			defer wg.Done()
-			defer panics.catch()
-			f(ch, ch*n/chunks, (ch+1)*n/chunks)
-		}()
-	}
-	func() {
-		defer panics.catch()
-		f(0, 0, n/chunks)
-	}()
-	wg.Wait()
-	panics.rethrow()
 }

@@ -64,22 +64,34 @@ func (b *Backend) parallelRows(n, minChunk int, f func(lo, hi int)) {
 		f(0, n)
 		return
 	}
+	forChunks(n, chunks, func(_, lo, hi int) { f(lo, hi) })
+}
+
+// forChunks splits [0, n) into `chunks` contiguous ranges (fewer when n is
+// smaller) and runs f on each, chunk 0 on the calling goroutine: the one
+// fork-join of the backend (parallelRows and the blocked GEMM use it), so
+// that a worker's panic reaches the caller in one place.
+func forChunks(n, chunks int, f func(chunk, lo, hi int)) {
+	chunks = min(chunks, n)
+	if chunks <= 1 {
+		f(0, 0, n)
+		return
+	}
 	var wg sync.WaitGroup
 	var panics workerPanics
 	wg.Add(chunks - 1)
-	for c := 1; c < chunks; c++ {
-		lo, hi := c*n/chunks, (c+1)*n/chunks
+	for ch := 1; ch < chunks; ch++ {
 		go func() {
 			defer wg.Done()
 			defer panics.catch()
-			f(lo, hi)
+			f(ch, ch*n/chunks, (ch+1)*n/chunks)
 		}()
 	}
 	// The calling goroutine's own chunk: a panic here waits for the
 	// workers too, so that none is still writing when it unwinds.
 	func() {
 		defer panics.catch()
-		f(0, n/chunks)
+		f(0, 0, n/chunks)
 	}()
 	wg.Wait()
 	panics.rethrow()

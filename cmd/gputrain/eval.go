@@ -395,27 +395,30 @@ const maxConfusionName = 10
 // Where two labels would read the same, every label is the index: a matrix
 // whose labels are ambiguous is worse than one labelled by number.
 func confusionLabels(classes int, perClass []classResult) []string {
-	labels := make([]string, classes)
-	for j := range labels {
-		labels[j] = strconv.Itoa(j)
+	index := func() []string {
+		labels := make([]string, classes)
+		for j := range labels {
+			labels[j] = strconv.Itoa(j)
+		}
+		return labels
 	}
-	named := make([]string, classes)
+	labels := index()
+	for _, c := range perClass {
+		if c.Name == "" || c.Class < 0 || c.Class >= classes {
+			continue
+		}
+		name := []rune(strings.Join(strings.Fields(c.Name), "_"))
+		if len(name) > maxConfusionName {
+			name = append(name[:maxConfusionName-1], '~')
+		}
+		labels[c.Class] = string(name)
+	}
 	seen := make(map[string]bool, classes)
-	for j := range named {
-		named[j] = labels[j]
-		for _, c := range perClass {
-			if c.Class == j && c.Name != "" {
-				name := []rune(strings.Join(strings.Fields(c.Name), "_"))
-				if len(name) > maxConfusionName {
-					name = append(name[:maxConfusionName-1], '~')
-				}
-				named[j] = string(name)
-			}
+	for _, l := range labels {
+		if seen[l] {
+			return index()
 		}
-		if seen[named[j]] {
-			return labels
-		}
-		seen[named[j]] = true
+		seen[l] = true
 	}
-	return named
+	return labels
 }

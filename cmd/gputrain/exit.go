@@ -81,7 +81,7 @@ func crashed(v any, stack []byte, args []string, stderr io.Writer) int {
 	// A panic carried over from another goroutine (cpu.WorkerPanic) brings
 	// the stack where it happened; the report holds both.
 	if ps, ok := v.(interface{ PanicStack() []byte }); ok {
-		stack = append(append(append([]byte("the goroutine that panicked:\n"), ps.PanicStack()...), "\nthe goroutine that re-panicked:\n"...), stack...)
+		stack = fmt.Appendf(nil, "the goroutine that panicked:\n%s\nthe goroutine that re-panicked:\n%s", ps.PanicStack(), stack)
 	}
 	report := fmt.Sprintf("gputrain %s (%s, %s/%s) panicked at %s\ncommand: %q\npanic: %v\n\n%s",
 		model.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format(time.RFC3339), args, v, stack)

@@ -138,16 +138,19 @@ func Open(path string) (*Input, error) {
 var ErrIdle = errors.New("no data arrived")
 
 // Read reads from the input; a stream's read fails after IdleTimeout
-// without a byte. A FIFO whose writer has not come yet reads as empty, as
-// an empty file would.
+// without a byte (never, when IdleTimeout is 0 or less: the descriptor
+// stays non-blocking and Go's poller parks the read until data comes). A
+// FIFO whose writer has not come yet reads as empty, as an empty file
+// would.
 func (in *Input) Read(p []byte) (int, error) {
 	if !in.Stream {
 		return in.File.Read(p)
 	}
-	if IdleTimeout <= 0 {
-		return in.readForever(p)
+	var deadline time.Time // the zero time: no deadline
+	if IdleTimeout > 0 {
+		deadline = time.Now().Add(IdleTimeout)
 	}
-	if err := in.File.SetReadDeadline(time.Now().Add(IdleTimeout)); err != nil {
+	if err := in.File.SetReadDeadline(deadline); err != nil {
 		// Not pollable (some character devices): a plain read.
 		return in.File.Read(p)
 	}
@@ -155,20 +158,6 @@ func (in *Input) Read(p []byte) (int, error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return n, fmt.Errorf("%s: %w for %v (a FIFO or device with no writer? %s=10m waits longer, 0 forever)", in.path, ErrIdle, IdleTimeout, TimeoutEnv)
 	}
-	if errors.Is(err, syscall.EAGAIN) {
-		return n, io.EOF
-	}
-	return n, err
-}
-
-// readForever is Read without an idle limit. The descriptor stays
-// non-blocking (Go's poller parks the goroutine until data comes), so a
-// read with no deadline waits for the writer however long it takes.
-func (in *Input) readForever(p []byte) (int, error) {
-	if err := in.File.SetReadDeadline(time.Time{}); err != nil {
-		return in.File.Read(p)
-	}
-	n, err := in.File.Read(p)
 	if errors.Is(err, syscall.EAGAIN) {
 		return n, io.EOF
 	}
